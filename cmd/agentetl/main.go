@@ -1,13 +1,91 @@
+// Command agentetl is the agentetl engine: the Benthos CLI (run, streams,
+// lint, test, list, echo, blobl) with our plugins linked in.
 package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/agentetl/agentetl/internal/redact"
+	"github.com/agentetl/agentetl/internal/runctl"
+	_ "github.com/agentetl/agentetl/plugins/postgres"
 )
 
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "0.1.0-dev"
+
+// DateBuilt is set at build time.
+var DateBuilt = "unknown"
+
+func benthosVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/redpanda-data/benthos/v4" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+// isRun reports whether the command line runs a single bounded pipeline: the
+// default command or `run`, as opposed to streams, lint, test and the rest.
+func isRun(args []string) bool {
+	for _, a := range args[1:] {
+		switch a {
+		case "run":
+			return true
+		case "streams", "lint", "test", "list", "echo", "blobl", "create", "template", "help", "--help", "-h", "--version", "-v":
+			return false
+		}
+	}
+	return true // no subcommand: Benthos runs the default config
+}
+
 func main() {
-	service.RunCLI(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if isRun(os.Args) {
+		runctl.Enable(cancel)
+	}
+	done := make(chan struct{})
+	go func() {
+		// A stream told to stop because of a permanent error gets a short
+		// grace period to release what it holds; then we exit regardless.
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			fmt.Fprintln(os.Stderr, "agentetl: error:", redact.String(runctl.Err().Error()))
+			os.Exit(3)
+		}
+	}()
+	code, err := service.RunCLIToCode(ctx,
+		service.CLIOptSetBinaryName("agentetl"),
+		service.CLIOptSetProductName("agentetl"),
+		service.CLIOptSetVersion(Version+" (benthos "+benthosVersion()+")", DateBuilt),
+		service.CLIOptSetDocumentationURL("https://github.com/agentetl/agentetl"),
+	)
+	close(done)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+	}
+	if ferr := runctl.Err(); ferr != nil {
+		fmt.Fprintln(os.Stderr, "agentetl: error:", redact.String(ferr.Error()))
+		if code == 0 {
+			code = 3
+		}
+	}
+	os.Exit(code)
 }

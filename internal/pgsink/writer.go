@@ -1,0 +1,520 @@
+// Package pgsink writes batches of structured rows into a PostgreSQL table
+// with binary COPY. Each batch is one transaction, so a failed or killed
+// batch leaves nothing behind and can be retried whole.
+//
+// Upsert mode is adaptive: it first tries a plain COPY into the target,
+// which is the fastest possible write and, when no key already exists, has
+// exactly the effect of an upsert. When a key conflict aborts that COPY the
+// batch is redone as COPY into a session-local staging table followed by one
+// INSERT ... ON CONFLICT DO UPDATE, and the writer stays on that path for a
+// while because conflicts come in runs (a resumed or repeated load).
+package pgsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/agentetl/agentetl/internal/pgutil"
+	"github.com/agentetl/agentetl/internal/redact"
+)
+
+// Mode is how rows are written.
+type Mode string
+
+// Write modes.
+const (
+	ModeInsert Mode = "insert"
+	ModeUpsert Mode = "upsert"
+)
+
+// ColumnDef declares a column for create_table.
+type ColumnDef struct {
+	Name       string
+	Type       string
+	Nullable   bool
+	PrimaryKey bool
+}
+
+// Config describes the destination.
+type Config struct {
+	DSN   string
+	Table string
+	Mode  Mode
+	// KeyColumns are the conflict target for upsert; empty means the
+	// table's primary key.
+	KeyColumns []string
+	// CreateTable creates the table from Columns when it does not exist.
+	CreateTable bool
+	Columns     []ColumnDef
+	// MaxConns bounds the pool; one connection per in-flight batch.
+	MaxConns int
+}
+
+// Stats are cumulative counters, safe to read concurrently.
+type Stats struct {
+	Rows        atomic.Int64
+	Batches     atomic.Int64
+	DirectCopy  atomic.Int64
+	MergeCopy   atomic.Int64
+	Conflicts   atomic.Int64
+	DedupedRows atomic.Int64
+}
+
+// Writer writes batches. Write may be called concurrently.
+type Writer struct {
+	cfg   Config
+	pool  *pgxpool.Pool
+	table *pgutil.Table
+	keys  []string
+	stage string // quoted name of the per-session staging table
+	// mergeUntil holds the number of batches still to write through the
+	// staging path after the last conflict.
+	mergeFor atomic.Int64
+	Stats    Stats
+}
+
+// mergeStickiness is how many batches after a key conflict go straight to the
+// merge path before a direct COPY is attempted again.
+const mergeStickiness = 16
+
+// Open connects, creates the table if asked and validates keys. Failures that
+// retrying cannot fix are returned as permanent *pgutil.Error values.
+func Open(ctx context.Context, cfg Config) (*Writer, error) {
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeInsert
+	case ModeInsert, ModeUpsert:
+	default:
+		return nil, pgutil.Permanentf("configure postgres output", "unknown mode %q: use insert or upsert", cfg.Mode)
+	}
+	id, err := pgutil.ParseIdent(cfg.Table)
+	if err != nil {
+		return nil, pgutil.Permanentf("configure postgres output", "table: %w", err)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, pgutil.Permanentf("parse dsn", "invalid DSN %s: %s", redact.DSN(cfg.DSN), redact.String(err.Error()))
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.MaxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, pgutil.Wrap("connect to "+redact.DSN(cfg.DSN), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, pgutil.Wrap("connect to "+redact.DSN(cfg.DSN), err)
+	}
+	w := &Writer{cfg: cfg, pool: pool}
+	if err := w.prepare(ctx, id); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Writer) prepare(ctx context.Context, id pgutil.Ident) error {
+	t, err := pgutil.LookupTable(ctx, w.pool, id)
+	if errors.Is(err, pgutil.ErrTableNotFound) && w.cfg.CreateTable {
+		if err := createTable(ctx, w.pool, id, w.cfg.Columns); err != nil {
+			return err
+		}
+		t, err = pgutil.LookupTable(ctx, w.pool, id)
+	}
+	if err != nil {
+		if errors.Is(err, pgutil.ErrTableNotFound) {
+			return pgutil.Permanentf("resolve target", "target table %s does not exist; create it or set create_table: true with a columns list", id.String())
+		}
+		return err
+	}
+	w.table = t
+	if w.cfg.Mode == ModeUpsert {
+		w.keys = w.cfg.KeyColumns
+		if len(w.keys) == 0 {
+			w.keys = t.PrimaryKey
+		}
+		if len(w.keys) == 0 {
+			return pgutil.Permanentf("check upsert key", "upsert into %s needs a conflict key: the table has no primary key, so set key_columns to the columns of a unique index", t.Ident.String())
+		}
+		var missing []string
+		for _, k := range w.keys {
+			if _, ok := t.Column(k); !ok {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			return pgutil.MissingColumnError("check upsert key", t, missing)
+		}
+		if !t.HasUniqueKey(w.keys) {
+			return pgutil.Permanentf("check upsert key", "key columns %v of %s are not covered by a primary key or unique index; ON CONFLICT needs one", w.keys, t.Ident.String())
+		}
+		w.stage = pgutil.QuoteIdent("_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10))
+	}
+	return nil
+}
+
+// typePattern accepts the shapes of SQL type names we allow in create_table:
+// words, an optional (p) or (p,s) modifier, time zone suffixes and array
+// brackets. It keeps user text from carrying anything but a type.
+var typePattern = regexp.MustCompile(`^(?i)[a-z_][a-z0-9_]*( [a-z_][a-z0-9_]*){0,3}(\(\s*\d+\s*(,\s*\d+\s*)?\))?( with(out)? time zone)?(\[\])*$`)
+
+func createTable(ctx context.Context, q pgutil.Querier, id pgutil.Ident, cols []ColumnDef) error {
+	if len(cols) == 0 {
+		return pgutil.Permanentf("create table", "create_table is set but no columns are declared for %s", id.String())
+	}
+	var defs, pk []string
+	seen := map[string]bool{}
+	for _, c := range cols {
+		if c.Name == "" {
+			return pgutil.Permanentf("create table", "a column in the columns list has no name")
+		}
+		if seen[c.Name] {
+			return pgutil.Permanentf("create table", "column %q is declared twice", c.Name)
+		}
+		seen[c.Name] = true
+		typ := strings.TrimSpace(c.Type)
+		if !typePattern.MatchString(typ) {
+			return pgutil.Permanentf("create table", "column %q: %q is not a valid type name", c.Name, c.Type)
+		}
+		var ok bool
+		if err := q.QueryRow(ctx, "SELECT to_regtype($1) IS NOT NULL", typ).Scan(&ok); err != nil {
+			return pgutil.Wrap("create table: check type "+typ, err)
+		}
+		if !ok {
+			return pgutil.Permanentf("create table", "column %q: type %q does not exist", c.Name, c.Type)
+		}
+		d := pgutil.QuoteIdent(c.Name) + " " + typ
+		if !c.Nullable || c.PrimaryKey {
+			d += " NOT NULL"
+		}
+		defs = append(defs, d)
+		if c.PrimaryKey {
+			pk = append(pk, c.Name)
+		}
+	}
+	if len(pk) > 0 {
+		defs = append(defs, "PRIMARY KEY ("+pgutil.QuoteList(pk)+")")
+	}
+	sql := "CREATE TABLE IF NOT EXISTS " + id.Quoted() + " (\n  " + strings.Join(defs, ",\n  ") + "\n)"
+	if _, err := q.Exec(ctx, sql); err != nil {
+		return pgutil.Wrap("create table "+id.String(), err)
+	}
+	return nil
+}
+
+// Table is the resolved destination.
+func (w *Writer) Table() *pgutil.Table { return w.table }
+
+// Close closes the pool.
+func (w *Writer) Close() { w.pool.Close() }
+
+// Write writes rows in one transaction. All rows are written or none.
+func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols, err := w.columnsOf(rows)
+	if err != nil {
+		return err
+	}
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return pgutil.Wrap("acquire connection to "+w.table.Ident.String(), err)
+	}
+	defer conn.Release()
+	if err := w.checkTypes(conn.Conn().TypeMap(), cols, rows); err != nil {
+		return err
+	}
+	if w.cfg.Mode == ModeInsert {
+		err = w.copyDirect(ctx, conn.Conn(), cols, rows)
+	} else {
+		err = w.upsert(ctx, conn.Conn(), cols, rows)
+	}
+	if err != nil {
+		return err
+	}
+	w.Stats.Rows.Add(int64(len(rows)))
+	w.Stats.Batches.Add(1)
+	return nil
+}
+
+// columnsOf is the union of the rows' field names, in table order. A field
+// the table does not have is a schema error, reported with the table's
+// actual columns, never silently dropped.
+func (w *Writer) columnsOf(rows []map[string]any) ([]pgutil.Column, error) {
+	present := make(map[string]bool, len(w.table.Columns))
+	var unknown []string
+	seenUnknown := map[string]bool{}
+	for _, r := range rows {
+		if len(r) == len(present) && len(present) > 0 {
+			same := true
+			for k := range r {
+				if !present[k] {
+					same = false
+					break
+				}
+			}
+			if same {
+				continue
+			}
+		}
+		for k := range r {
+			if present[k] || seenUnknown[k] {
+				continue
+			}
+			if _, ok := w.table.Column(k); ok {
+				present[k] = true
+			} else {
+				seenUnknown[k] = true
+				unknown = append(unknown, k)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, pgutil.MissingColumnError("write "+w.table.Ident.String(), w.table, unknown)
+	}
+	var cols []pgutil.Column
+	for _, c := range w.table.Columns {
+		if present[c.Name] {
+			cols = append(cols, c)
+		}
+	}
+	for _, k := range w.keys {
+		if !present[k] {
+			return nil, pgutil.Permanentf("write "+w.table.Ident.String(), "upsert key column %q is missing from the records", k)
+		}
+	}
+	return cols, nil
+}
+
+// checkTypes verifies, before anything is sent, that the first non-null value
+// of every column can be encoded as that column's type. A mismatch here is a
+// configuration problem (text into integer, timestamp into boolean) that no
+// retry can fix, so it is reported as permanent with both types named.
+func (w *Writer) checkTypes(tm *pgtype.Map, cols []pgutil.Column, rows []map[string]any) error {
+	for _, c := range cols {
+		for _, r := range rows {
+			v := r[c.Name]
+			if v == nil {
+				continue
+			}
+			v = convert(c.TypeOID, v)
+			if _, ok := tm.TypeForOID(c.TypeOID); !ok {
+				break // a type pgx does not know (enum, domain): the server decides
+			}
+			if tm.PlanEncode(c.TypeOID, pgtype.BinaryFormatCode, v) == nil {
+				return &pgutil.Error{Op: "write " + w.table.Ident.String(), Permanent: true, SQLState: "42804",
+					Table: w.table.Ident.String(), Column: c.Name, DataType: c.TypeName,
+					Err: fmt.Errorf("column %q is %s but the records carry %s values (e.g. %s): incompatible column type",
+						c.Name, c.TypeName, goTypeName(v), preview(v))}
+			}
+			break
+		}
+	}
+	return nil
+}
+
+func (w *Writer) copyDirect(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return pgutil.Wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{w.table.Ident.Schema, w.table.Ident.Name}, names(cols), source(cols, rows)); err != nil {
+		return pgutil.Wrap("copy into "+w.table.Ident.String(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return pgutil.Wrap("commit copy into "+w.table.Ident.String(), err)
+	}
+	w.Stats.DirectCopy.Add(1)
+	return nil
+}
+
+func (w *Writer) upsert(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+	if w.mergeFor.Load() <= 0 {
+		err := w.copyDirect(ctx, conn, cols, rows)
+		if err == nil || pgutil.SQLState(err) != "23505" {
+			return err
+		}
+		w.Stats.Conflicts.Add(1)
+		w.mergeFor.Store(mergeStickiness)
+	} else {
+		w.mergeFor.Add(-1)
+	}
+	return w.merge(ctx, conn, cols, w.dedupe(rows))
+}
+
+// dedupe keeps the last row of each key: ON CONFLICT cannot touch one row
+// twice in a statement, and the last write is what an upsert stream means.
+func (w *Writer) dedupe(rows []map[string]any) []map[string]any {
+	idx := make(map[string]int, len(rows))
+	var b strings.Builder
+	dups := 0
+	for i, r := range rows {
+		b.Reset()
+		for _, k := range w.keys {
+			fmt.Fprintf(&b, "%v\x00", r[k])
+		}
+		if _, ok := idx[b.String()]; ok {
+			dups++
+		}
+		idx[b.String()] = i
+	}
+	if dups == 0 {
+		return rows
+	}
+	w.Stats.DedupedRows.Add(int64(dups))
+	keep := make([]int, 0, len(idx))
+	for _, i := range idx {
+		keep = append(keep, i)
+	}
+	sort.Ints(keep)
+	out := make([]map[string]any, len(keep))
+	for j, i := range keep {
+		out[j] = rows[i]
+	}
+	return out
+}
+
+func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return pgutil.Wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	// The staging table lives for the session and is emptied at each commit;
+	// LIKE copies the target's column types so COPY encodes identically.
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+w.stage+" (LIKE "+w.table.Ident.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
+		return pgutil.Wrap("create staging table for "+w.table.Ident.String(), err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{strings.Trim(w.stage, `"`)}, names(cols), source(cols, rows)); err != nil {
+		return pgutil.Wrap("copy into staging for "+w.table.Ident.String(), err)
+	}
+	if _, err := tx.Exec(ctx, w.mergeSQL(cols)); err != nil {
+		return pgutil.Wrap("merge into "+w.table.Ident.String(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return pgutil.Wrap("commit merge into "+w.table.Ident.String(), err)
+	}
+	w.Stats.MergeCopy.Add(1)
+	return nil
+}
+
+func (w *Writer) mergeSQL(cols []pgutil.Column) string {
+	list := pgutil.QuoteList(names(cols))
+	isKey := map[string]bool{}
+	for _, k := range w.keys {
+		isKey[k] = true
+	}
+	var sets, cur, exc []string
+	for _, c := range cols {
+		if isKey[c.Name] {
+			continue
+		}
+		q := pgutil.QuoteIdent(c.Name)
+		sets = append(sets, q+" = EXCLUDED."+q)
+		cur = append(cur, "t."+q)
+		exc = append(exc, "EXCLUDED."+q)
+	}
+	sql := "INSERT INTO " + w.table.Ident.Quoted() + " AS t (" + list + ") SELECT " + list + " FROM " + w.stage +
+		" ON CONFLICT (" + pgutil.QuoteList(w.keys) + ") DO "
+	if len(sets) == 0 {
+		return sql + "NOTHING"
+	}
+	// Rows that are already identical are not rewritten: a replayed batch
+	// then costs no dead tuples and no WAL.
+	return sql + "UPDATE SET " + strings.Join(sets, ", ") +
+		" WHERE (" + strings.Join(cur, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(exc, ", ") + ",NULL)"
+}
+
+func names(cols []pgutil.Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.Name
+	}
+	return out
+}
+
+func source(cols []pgutil.Column, rows []map[string]any) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		vals := make([]any, len(cols))
+		r := rows[i]
+		for j, c := range cols {
+			vals[j] = convert(c.TypeOID, r[c.Name])
+		}
+		return vals, nil
+	})
+}
+
+// convert adapts structured values to what pgx can encode for the column:
+// exact decimals (json.Number) become numerics, integers or floats; other
+// values pass through and pgx decides.
+func convert(oid uint32, v any) any {
+	n, ok := v.(json.Number)
+	if !ok {
+		return v
+	}
+	switch oid {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
+		if i, err := n.Int64(); err == nil {
+			return i
+		}
+	case pgtype.Float4OID, pgtype.Float8OID:
+		if f, err := n.Float64(); err == nil {
+			return f
+		}
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID:
+		return string(n)
+	}
+	var num pgtype.Numeric
+	if err := num.Scan(string(n)); err == nil {
+		return num
+	}
+	return string(n)
+}
+
+func goTypeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "text"
+	case json.Number, pgtype.Numeric:
+		return "numeric"
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return "integer"
+	case float32, float64:
+		return "float"
+	case bool:
+		return "boolean"
+	case time.Time:
+		return "timestamp"
+	case []byte:
+		return "bytes"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func preview(v any) string {
+	s := fmt.Sprintf("%v", v)
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strconv.Quote(redact.String(s))
+}

@@ -1,0 +1,36 @@
+package redact_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentetl/agentetl/internal/redact"
+)
+
+func TestDSN(t *testing.T) {
+	cases := map[string]string{
+		"postgres://bob:s3cret@db:5432/app?sslmode=disable":     "postgres://bob:xxxxx@db:5432/app?sslmode=disable",
+		"postgres://bob@db/app?password=s3cret&sslmode=disable": "postgres://bob@db/app?password=xxxxx&sslmode=disable",
+		"host=db user=bob password=s3cret dbname=app":           "host=db user=bob password=xxxxx dbname=app",
+		"host=db password='s e c' dbname=app":                   "host=db password=xxxxx dbname=app",
+		"postgres://bob@db/app":                                 "postgres://bob@db/app",
+		"mysql://root:hunter2@tcp(127.0.0.1:3306)/x":            "mysql://root:xxxxx@tcp(127.0.0.1:3306)/x",
+		"sqlite://./data/agentetl.db":                           "sqlite://./data/agentetl.db",
+	}
+	for in, want := range cases {
+		got := redact.DSN(in)
+		require.Equal(t, want, got, in)
+		require.NotContains(t, got, "s3cret")
+		require.NotContains(t, got, "hunter2")
+	}
+}
+
+func TestString(t *testing.T) {
+	in := `failed to connect to postgres://u:topsecret@10.0.0.1/db: Authorization: Bearer abc.def-ghi api_key=sk-abcdefghijklmnop`
+	got := redact.String(in)
+	require.NotContains(t, got, "topsecret")
+	require.NotContains(t, got, "abc.def-ghi")
+	require.NotContains(t, got, "abcdefghijklmnop")
+	require.Contains(t, got, "postgres://u:xxxxx@10.0.0.1/db")
+}

@@ -1,0 +1,50 @@
+// Package runctl lets a component stop a bounded `agentetl run` with a
+// non-zero exit code when it meets an error that no retry can fix (a missing
+// table, a wrong password, an incompatible column). Benthos itself would
+// retry such errors forever; for a batch job that is a hang, not resilience.
+//
+// In streams mode many pipelines share the process, so Fail only logs and
+// the component keeps reporting its error through Benthos' retry loop.
+package runctl
+
+import (
+	"context"
+	"sync"
+)
+
+var (
+	mu      sync.Mutex
+	enabled bool
+	cancel  context.CancelFunc
+	failure error
+)
+
+// Enable installs the cancel function of the run's context. Called by main
+// for the `run` command only.
+func Enable(c context.CancelFunc) {
+	mu.Lock()
+	defer mu.Unlock()
+	enabled, cancel = true, c
+}
+
+// Fail records err as the reason the run must end and cancels the run. The
+// first failure wins. It reports whether the run is being stopped.
+func Fail(err error) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	if !enabled {
+		return false
+	}
+	if failure == nil {
+		failure = err
+		cancel()
+	}
+	return true
+}
+
+// Err returns the recorded failure, if any.
+func Err() error {
+	mu.Lock()
+	defer mu.Unlock()
+	return failure
+}
