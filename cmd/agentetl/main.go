@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
@@ -16,6 +17,7 @@ import (
 	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
 	_ "github.com/agentetl/agentetl/plugins/postgres"
+	_ "github.com/agentetl/agentetl/plugins/prometheus"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -52,6 +54,15 @@ func isRun(args []string) bool {
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// AGENTETL_CPUPROFILE writes a CPU profile of the whole process, for
+	// looking at benchmark runs without changing their configs.
+	if path := os.Getenv("AGENTETL_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	if isRun(os.Args) {
 		runctl.Enable(cancel)
 	}
@@ -87,5 +98,6 @@ func main() {
 			code = 3
 		}
 	}
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }

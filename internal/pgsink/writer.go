@@ -11,16 +11,17 @@
 package pgsink
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -79,8 +80,8 @@ type Writer struct {
 	table *pgutil.Table
 	keys  []string
 	stage string // quoted name of the per-session staging table
-	// mergeUntil holds the number of batches still to write through the
-	// staging path after the last conflict.
+	// mergeFor counts the batches still to write through the staging path
+	// after the last key conflict.
 	mergeFor atomic.Int64
 	Stats    Stats
 }
@@ -235,13 +236,20 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 		return pgutil.Wrap("acquire connection to "+w.table.Ident.String(), err)
 	}
 	defer conn.Release()
-	if err := w.checkTypes(conn.Conn().TypeMap(), cols, rows); err != nil {
+	tm := conn.Conn().TypeMap()
+	// Encoding happens before any statement is sent: a value that does not
+	// fit its column fails the batch without touching the table.
+	buf := getBuf()
+	defer putBuf(buf)
+	data, err := w.encode(tm, (*buf)[:0], cols, rows)
+	*buf = data
+	if err != nil {
 		return err
 	}
 	if w.cfg.Mode == ModeInsert {
-		err = w.copyDirect(ctx, conn.Conn(), cols, rows)
+		err = w.copyDirect(ctx, conn.Conn(), cols, data)
 	} else {
-		err = w.upsert(ctx, conn.Conn(), cols, rows)
+		err = w.upsert(ctx, conn.Conn(), tm, cols, rows, data)
 	}
 	if err != nil {
 		return err
@@ -301,40 +309,62 @@ func (w *Writer) columnsOf(rows []map[string]any) ([]pgutil.Column, error) {
 	return cols, nil
 }
 
-// checkTypes verifies, before anything is sent, that the first non-null value
-// of every column can be encoded as that column's type. A mismatch here is a
-// configuration problem (text into integer, timestamp into boolean) that no
-// retry can fix, so it is reported as permanent with both types named.
-func (w *Writer) checkTypes(tm *pgtype.Map, cols []pgutil.Column, rows []map[string]any) error {
-	for _, c := range cols {
-		for _, r := range rows {
+// encode renders rows as a binary COPY stream for cols. An error names the
+// record and column; a value whose Go type the column type cannot take at all
+// (text into integer, timestamp into boolean) is a permanent error, since no
+// retry changes the types.
+func (w *Writer) encode(tm *pgtype.Map, buf []byte, cols []pgutil.Column, rows []map[string]any) ([]byte, error) {
+	encs := make([]*pgutil.Encoder, len(cols))
+	for i, c := range cols {
+		encs[i] = pgutil.NewEncoder(tm, c.TypeOID)
+	}
+	buf = append(buf, copyHeader...)
+	var err error
+	for ri, r := range rows {
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cols)))
+		for ci, c := range cols {
 			v := r[c.Name]
-			if v == nil {
-				continue
+			if buf, err = encs[ci].Append(buf, v); err != nil {
+				e := &pgutil.Error{Op: "write " + w.table.Ident.String(), Table: w.table.Ident.String(), Column: c.Name, DataType: c.TypeName,
+					Err: fmt.Errorf("record %d: column %q is %s: %w (value %s)", ri, c.Name, c.TypeName, err, preview(v))}
+				if errors.Is(err, pgutil.ErrIncompatible) {
+					e.Permanent, e.SQLState = true, "42804"
+				} else {
+					e.SQLState = "22P02"
+				}
+				return buf, e
 			}
-			v = convert(c.TypeOID, v)
-			if _, ok := tm.TypeForOID(c.TypeOID); !ok {
-				break // a type pgx does not know (enum, domain): the server decides
-			}
-			if tm.PlanEncode(c.TypeOID, pgtype.BinaryFormatCode, v) == nil {
-				return &pgutil.Error{Op: "write " + w.table.Ident.String(), Permanent: true, SQLState: "42804",
-					Table: w.table.Ident.String(), Column: c.Name, DataType: c.TypeName,
-					Err: fmt.Errorf("column %q is %s but the records carry %s values (e.g. %s): incompatible column type",
-						c.Name, c.TypeName, goTypeName(v), preview(v))}
-			}
-			break
 		}
 	}
-	return nil
+	return binary.BigEndian.AppendUint16(buf, 0xFFFF), nil
 }
 
-func (w *Writer) copyDirect(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+// copyHeader is the binary COPY signature, flags and header extension length.
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<20 { // do not keep huge one-off buffers alive
+		bufPool.Put(b)
+	}
+}
+
+func copyIn(ctx context.Context, conn *pgx.Conn, table string, cols []pgutil.Column, data []byte) error {
+	_, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(data),
+		"COPY "+table+" ("+pgutil.QuoteList(names(cols))+") FROM STDIN (FORMAT binary)")
+	return err
+}
+
+func (w *Writer) copyDirect(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, data []byte) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return pgutil.Wrap("begin", err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{w.table.Ident.Schema, w.table.Ident.Name}, names(cols), source(cols, rows)); err != nil {
+	if err := copyIn(ctx, conn, w.table.Ident.Quoted(), cols, data); err != nil {
 		return pgutil.Wrap("copy into "+w.table.Ident.String(), err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -344,9 +374,9 @@ func (w *Writer) copyDirect(ctx context.Context, conn *pgx.Conn, cols []pgutil.C
 	return nil
 }
 
-func (w *Writer) upsert(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+func (w *Writer) upsert(ctx context.Context, conn *pgx.Conn, tm *pgtype.Map, cols []pgutil.Column, rows []map[string]any, data []byte) error {
 	if w.mergeFor.Load() <= 0 {
-		err := w.copyDirect(ctx, conn, cols, rows)
+		err := w.copyDirect(ctx, conn, cols, data)
 		if err == nil || pgutil.SQLState(err) != "23505" {
 			return err
 		}
@@ -355,7 +385,13 @@ func (w *Writer) upsert(ctx context.Context, conn *pgx.Conn, cols []pgutil.Colum
 	} else {
 		w.mergeFor.Add(-1)
 	}
-	return w.merge(ctx, conn, cols, w.dedupe(rows))
+	if deduped := w.dedupe(rows); len(deduped) != len(rows) {
+		var err error
+		if data, err = w.encode(tm, make([]byte, 0, len(data)), cols, deduped); err != nil {
+			return err
+		}
+	}
+	return w.merge(ctx, conn, cols, data)
 }
 
 // dedupe keeps the last row of each key: ON CONFLICT cannot touch one row
@@ -390,7 +426,7 @@ func (w *Writer) dedupe(rows []map[string]any) []map[string]any {
 	return out
 }
 
-func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any) error {
+func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, data []byte) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return pgutil.Wrap("begin", err)
@@ -401,7 +437,7 @@ func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+w.stage+" (LIKE "+w.table.Ident.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
 		return pgutil.Wrap("create staging table for "+w.table.Ident.String(), err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{strings.Trim(w.stage, `"`)}, names(cols), source(cols, rows)); err != nil {
+	if err := copyIn(ctx, conn, w.stage, cols, data); err != nil {
 		return pgutil.Wrap("copy into staging for "+w.table.Ident.String(), err)
 	}
 	if _, err := tx.Exec(ctx, w.mergeSQL(cols)); err != nil {
@@ -447,68 +483,6 @@ func names(cols []pgutil.Column) []string {
 		out[i] = c.Name
 	}
 	return out
-}
-
-func source(cols []pgutil.Column, rows []map[string]any) pgx.CopyFromSource {
-	return pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		vals := make([]any, len(cols))
-		r := rows[i]
-		for j, c := range cols {
-			vals[j] = convert(c.TypeOID, r[c.Name])
-		}
-		return vals, nil
-	})
-}
-
-// convert adapts structured values to what pgx can encode for the column:
-// exact decimals (json.Number) become numerics, integers or floats; other
-// values pass through and pgx decides.
-func convert(oid uint32, v any) any {
-	n, ok := v.(json.Number)
-	if !ok {
-		return v
-	}
-	switch oid {
-	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
-		if i, err := n.Int64(); err == nil {
-			return i
-		}
-	case pgtype.Float4OID, pgtype.Float8OID:
-		if f, err := n.Float64(); err == nil {
-			return f
-		}
-	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID:
-		return string(n)
-	}
-	var num pgtype.Numeric
-	if err := num.Scan(string(n)); err == nil {
-		return num
-	}
-	return string(n)
-}
-
-func goTypeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "text"
-	case json.Number, pgtype.Numeric:
-		return "numeric"
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
-		return "integer"
-	case float32, float64:
-		return "float"
-	case bool:
-		return "boolean"
-	case time.Time:
-		return "timestamp"
-	case []byte:
-		return "bytes"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 func preview(v any) string {

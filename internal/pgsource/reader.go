@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net/netip"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -311,9 +309,11 @@ func (r *Reader) fetch(ctx context.Context, after any, number int) (*Page, any, 
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
 	names := make([]string, len(fds))
+	decoders := make([]pgutil.Decoder, len(fds))
 	keyIdx := -1
 	for i, fd := range fds {
 		names[i] = fd.Name
+		decoders[i] = pgutil.NewDecoder(r.tm, fd.DataTypeOID, fd.Format)
 		if fd.Name == r.cfg.KeyColumn {
 			keyIdx = i
 		}
@@ -321,15 +321,20 @@ func (r *Reader) fetch(ctx context.Context, after any, number int) (*Page, any, 
 	p := &Page{Number: number, Rows: make([]map[string]any, 0, r.cfg.PageSize)}
 	var last any
 	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			return nil, nil, pgutil.Wrap("decode row of "+r.source, err)
+		raw := rows.RawValues()
+		m := make(map[string]any, len(raw))
+		for i, b := range raw {
+			if b == nil {
+				m[names[i]] = nil
+				continue
+			}
+			v, err := decoders[i](b)
+			if err != nil {
+				return nil, nil, pgutil.Wrap("decode column "+strconv.Quote(names[i])+" of "+r.source, err)
+			}
+			m[names[i]] = v
 		}
-		m := make(map[string]any, len(vals))
-		for i, v := range vals {
-			m[names[i]] = normalize(r.tm, v)
-		}
-		last = vals[keyIdx]
+		last = m[names[keyIdx]]
 		p.Rows = append(p.Rows, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -341,6 +346,11 @@ func (r *Reader) fetch(ctx context.Context, after any, number int) (*Page, any, 
 			return nil, nil, fmt.Errorf("encode key position: %w", err)
 		}
 		p.LastKey = txt
+		// The next page's parameter is decoded from the text form by pgx,
+		// which can always encode its own values for the key's type.
+		if last, err = decodeText(r.tm, r.keyOID, txt); err != nil {
+			return nil, nil, fmt.Errorf("decode key position %q: %w", txt, err)
+		}
 	}
 	return p, last, nil
 }
@@ -352,8 +362,11 @@ func (r *Reader) Close() {
 }
 
 func encodeText(typeMap *pgtype.Map, oid uint32, v any) (string, error) {
-	if s, ok := v.(string); ok {
-		return s, nil
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return string(x), nil
 	}
 	b, err := typeMap.Encode(oid, pgtype.TextFormatCode, v, nil)
 	if err != nil {
@@ -368,80 +381,4 @@ func decodeText(typeMap *pgtype.Map, oid uint32, s string) (any, error) {
 		return s, nil // unknown type: sent as text and cast by the server
 	}
 	return t.Codec.DecodeValue(typeMap, oid, pgtype.TextFormatCode, []byte(s))
-}
-
-// normalize turns driver values into the structured values Benthos and
-// Bloblang understand, without losing precision: numeric becomes a
-// json.Number holding the exact decimal text, timestamps stay time.Time,
-// UUIDs and network addresses become their canonical strings.
-func normalize(tm *pgtype.Map, v any) any {
-	switch x := v.(type) {
-	case pgtype.Numeric:
-		if !x.Valid {
-			return nil
-		}
-		if x.NaN {
-			return "NaN"
-		}
-		if x.InfinityModifier != pgtype.Finite {
-			if x.InfinityModifier == pgtype.Infinity {
-				return "Infinity"
-			}
-			return "-Infinity"
-		}
-		b, err := x.MarshalJSON()
-		if err != nil {
-			return nil
-		}
-		return json.Number(b)
-	case [16]byte:
-		return uuidString(x)
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return strconv.FormatFloat(x, 'g', -1, 64)
-		}
-		return x
-	case netip.Prefix:
-		if x.IsSingleIP() {
-			return x.Addr().String()
-		}
-		return x.String()
-	case netip.Addr:
-		return x.String()
-	case pgtype.Interval:
-		return textOf(tm, pgtype.IntervalOID, x)
-	case pgtype.Time:
-		return textOf(tm, pgtype.TimeOID, x)
-	case []any:
-		for i := range x {
-			x[i] = normalize(tm, x[i])
-		}
-		return x
-	case map[string]any:
-		return x
-	}
-	return v
-}
-
-func textOf(tm *pgtype.Map, oid uint32, v any) any {
-	b, err := tm.Encode(oid, pgtype.TextFormatCode, v, nil)
-	if err != nil || b == nil {
-		return nil
-	}
-	return string(b)
-}
-
-func uuidString(u [16]byte) string {
-	const hex = "0123456789abcdef"
-	var b [36]byte
-	j := 0
-	for i, c := range u {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j], b[j+1] = hex[c>>4], hex[c&0xf]
-		j += 2
-	}
-	return string(b[:])
 }

@@ -1,0 +1,218 @@
+// Command bench runs agentetl's benchmarks side by side with their baselines
+// and writes one markdown report (stdout and -out). Each figure is a ratio
+// measured in the same run on the same machine, never an absolute timing
+// assertion.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	bin := flag.String("bin", "./bin/agentetl", "agentetl binary")
+	out := flag.String("out", "bench/results.md", "markdown report path")
+	rows := flag.Int("rows", 1_000_000, "rows in the copy benchmark table")
+	reps := flag.Int("reps", 3, "repetitions of each side; the median is reported")
+	flag.Parse()
+	dsn := os.Getenv("PG_DSN")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	ctx := context.Background()
+	r := &report{}
+	r.header()
+	if err := copyBench(ctx, r, *bin, dsn, *rows, *reps); err != nil {
+		slog.Error("copy benchmark failed", "err", err)
+		os.Exit(1)
+	}
+	md := r.String()
+	fmt.Print(md)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+			slog.Error("write report", "err", err)
+			os.Exit(1)
+		}
+	}
+}
+
+type report struct{ b strings.Builder }
+
+func (r *report) String() string { return r.b.String() }
+
+func (r *report) header() {
+	host, _ := os.Hostname()
+	cpu := "unknown cpu"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&r.b, "# agentetl benchmark report\n\n")
+	fmt.Fprintf(&r.b, "Run %s on %s: %d CPUs (%s), %s, Go %s.\n\n",
+		time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), cpu, memTotal(), runtime.Version())
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown memory"
+	}
+	var kb int64
+	fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+	return fmt.Sprintf("%.0f GiB RAM", float64(kb)/1024/1024)
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// run executes a command and returns its wall time and peak RSS in bytes.
+func run(cmd *exec.Cmd) (time.Duration, int64, error) {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, 0, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail(stderr.String(), 2000))
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss * 1024
+	}
+	return d, rss, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func copyBench(ctx context.Context, r *report, bin, dsn string, rows, reps int) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	slog.Info("preparing source table", "rows", rows)
+	setup := []string{
+		`DROP SCHEMA IF EXISTS agentetl_bench CASCADE`,
+		`CREATE SCHEMA agentetl_bench`,
+		`CREATE TABLE agentetl_bench.src (id bigint PRIMARY KEY, name text, email text, created_at timestamptz,
+		   amount numeric(12,2), qty int, active boolean, note text)`,
+		fmt.Sprintf(`INSERT INTO agentetl_bench.src
+		   SELECT g, 'customer ' || g, 'user' || g || '@example.com', timestamptz '2024-01-01' + g * interval '1 second',
+		          (g %% 1000000) / 100.0, g %% 1000, g %% 2 = 0, md5(g::text)
+		   FROM generate_series(1, %d) g`, rows),
+		`VACUUM ANALYZE agentetl_bench.src`,
+		`CREATE TABLE agentetl_bench.dst (LIKE agentetl_bench.src INCLUDING ALL)`,
+	}
+	for _, s := range setup {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	defer conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS agentetl_bench CASCADE`) //nolint:errcheck
+	truncate := func() error {
+		_, err := conn.Exec(ctx, `TRUNCATE agentetl_bench.dst; CHECKPOINT`)
+		return err
+	}
+	psqlArgs := psqlConnArgs(dsn)
+	tmp, err := os.MkdirTemp("", "agentetl-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	var base, ours []time.Duration
+	var peak int64
+	for i := 0; i < reps; i++ {
+		if err := truncate(); err != nil {
+			return err
+		}
+		pipe := fmt.Sprintf(`set -o pipefail; psql %s -qc "COPY agentetl_bench.src TO STDOUT (FORMAT binary)" | psql %s -qc "COPY agentetl_bench.dst FROM STDIN (FORMAT binary)"`, psqlArgs, psqlArgs)
+		d, _, err := run(exec.Command("bash", "-c", pipe))
+		if err != nil {
+			return err
+		}
+		base = append(base, d)
+		if err := checkCopy(ctx, conn, int64(rows)); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+
+		if err := truncate(); err != nil {
+			return err
+		}
+		cmd := exec.Command(bin, "run", "configs/examples/postgres-to-postgres.yaml")
+		cmd.Env = append(os.Environ(),
+			"SOURCE_DSN="+dsn, "SOURCE_TABLE=agentetl_bench.src",
+			"TARGET_DSN="+dsn, "TARGET_TABLE=agentetl_bench.dst",
+			"STORE_DSN=sqlite://"+filepath.Join(tmp, fmt.Sprintf("store-%d.db", i)),
+			"LOG_LEVEL=WARN")
+		d, rss, err := run(cmd)
+		if err != nil {
+			return err
+		}
+		ours = append(ours, d)
+		peak = max(peak, rss)
+		if err := checkCopy(ctx, conn, int64(rows)); err != nil {
+			return fmt.Errorf("agentetl: %w", err)
+		}
+		slog.Info("copy repetition", "i", i, "copy_pipe", base[i], "agentetl", d, "rss_mb", rss>>20)
+	}
+	b, o := median(base), median(ours)
+	ratio := b.Seconds() / o.Seconds()
+	verdict := "meets"
+	if ratio < 0.4 || peak > 300<<20 {
+		verdict = "MISSES"
+	}
+	fmt.Fprintf(&r.b, "## Batch copy: Postgres to Postgres, %d rows x 8 columns\n\n", rows)
+	fmt.Fprintf(&r.b, "`bin/agentetl run configs/examples/postgres-to-postgres.yaml` (upsert into an empty table) against\n")
+	fmt.Fprintf(&r.b, "`psql -c \"COPY src TO STDOUT (FORMAT binary)\" | psql -c \"COPY dst FROM STDIN (FORMAT binary)\"`, median of %d alternating runs, target verified by count and checksum after each.\n\n", reps)
+	fmt.Fprintf(&r.b, "| side | median time | rows/s | peak RSS |\n|---|---|---|---|\n")
+	fmt.Fprintf(&r.b, "| binary COPY pipe (baseline) | %.2f s | %.0f | - |\n", b.Seconds(), float64(rows)/b.Seconds())
+	fmt.Fprintf(&r.b, "| agentetl | %.2f s | %.0f | %d MB |\n\n", o.Seconds(), float64(rows)/o.Seconds(), peak>>20)
+	fmt.Fprintf(&r.b, "Ratio (COPY pipe time / agentetl time): **%.2f** (target >= 0.40; peak RSS target < 300 MB): %s.\n\n", ratio, verdict)
+	return nil
+}
+
+func checkCopy(ctx context.Context, conn *pgx.Conn, want int64) error {
+	var n int64
+	var same bool
+	err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM agentetl_bench.dst),
+	  (SELECT md5(string_agg(md5(x::text), '' ORDER BY x.id)) FROM agentetl_bench.src x) =
+	  (SELECT md5(string_agg(md5(x::text), '' ORDER BY x.id)) FROM agentetl_bench.dst x)`).Scan(&n, &same)
+	if err != nil {
+		return err
+	}
+	if n != want || !same {
+		return fmt.Errorf("target has %d rows (want %d), checksum equal: %v", n, want, same)
+	}
+	return nil
+}
+
+// psqlConnArgs passes the DSN to psql as a single quoted connection string.
+func psqlConnArgs(dsn string) string {
+	return "'" + strings.ReplaceAll(dsn, "'", `'\''`) + "'"
+}
