@@ -111,12 +111,21 @@ type TaskFilter struct {
 
 // Store is the metadata store. Every method takes a context and is safe for
 // concurrent use. Lists are newest first unless documented otherwise.
+// Limits <= 0 mean no limit and lists are never nil. Save methods fill an
+// empty ID with a new UUID and a zero timestamp with the current time; times
+// are stored and returned in UTC at microsecond precision on both backends.
 type Store interface {
 	// SaveCatalogEntry inserts or replaces the entry with the same ID.
+	// Profile is stored as canonical JSON (compact, keys sorted), which is
+	// the form every getter returns on both backends.
 	SaveCatalogEntry(ctx context.Context, e CatalogEntry) error
 	GetCatalogEntry(ctx context.Context, id string) (CatalogEntry, error)
 	// QueryCatalog searches names, column names and descriptions, ranked.
+	// Every word is a prefix and all words must match; punctuation and
+	// query syntax in Text are ignored, so no input is a syntax error, and
+	// Text without any letter or digit behaves like empty Text.
 	QueryCatalog(ctx context.Context, q CatalogQuery) ([]CatalogEntry, error)
+	// DeleteCatalogEntry returns ErrNotFound when there is no such entry.
 	DeleteCatalogEntry(ctx context.Context, id string) error
 
 	// SaveSchemaVersion stores sv as the next version of sv.SourceID and
@@ -139,6 +148,9 @@ type Store interface {
 	PipelineConfigHistory(ctx context.Context, pipelineID string) ([]PipelineConfigVersion, error)
 	// SetPipelineState updates the state of the latest version in place.
 	SetPipelineState(ctx context.Context, pipelineID, state string) error
+	// DeletePipeline soft-deletes: the pipeline disappears from every
+	// getter (ErrNotFound) but its rows are kept; saving it again revives
+	// it with the next version number.
 	DeletePipeline(ctx context.Context, pipelineID string) error
 
 	// SaveExecution inserts or replaces an execution by ID.
@@ -164,6 +176,7 @@ type Store interface {
 	GetCheckpoint(ctx context.Context, id string) (string, error)
 	// SaveCheckpoint durably stores the position for id (upsert).
 	SaveCheckpoint(ctx context.Context, id, position string) error
+	// DeleteCheckpoint is idempotent.
 	DeleteCheckpoint(ctx context.Context, id string) error
 
 	// Backend names the implementation: "postgres" or "sqlite".
