@@ -13,12 +13,18 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/urfave/cli/v2"
 
 	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
 )
+
+// extraCommands are our own subcommands (discover, map, diagnose, ...). Each
+// lives in its own cmd_*.go file and appends itself here from init, so adding
+// a command never touches this file.
+var extraCommands []*cli.Command
 
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "0.1.0-dev"
@@ -46,6 +52,11 @@ func isRun(args []string) bool {
 			return true
 		case "streams", "lint", "test", "list", "echo", "blobl", "create", "template", "help", "--help", "-h", "--version", "-v":
 			return false
+		}
+		for _, c := range extraCommands {
+			if a == c.Name {
+				return false
+			}
 		}
 	}
 	return true // no subcommand: Benthos runs the default config
@@ -82,12 +93,16 @@ func main() {
 			os.Exit(3)
 		}
 	}()
-	code, err := service.RunCLIToCode(ctx,
+	opts := []service.CLIOptFunc{
 		service.CLIOptSetBinaryName("agentetl"),
 		service.CLIOptSetProductName("agentetl"),
 		service.CLIOptSetVersion(Version+" (benthos "+benthosVersion()+")", DateBuilt),
 		service.CLIOptSetDocumentationURL("https://github.com/agentetl/agentetl"),
-	)
+	}
+	for _, c := range extraCommands {
+		opts = append(opts, service.CLIOptAddCommand(c))
+	}
+	code, err := service.RunCLIToCode(ctx, opts...)
 	close(done)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err.Error())
