@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
+	"github.com/agentetl/agentetl/internal/yamlcheck"
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
 )
@@ -62,7 +64,37 @@ func isRun(args []string) bool {
 	return true // no subcommand: Benthos runs the default config
 }
 
+// checkYAMLSyntax runs before Benthos for commands that read config files,
+// so that a YAML syntax error is reported at its real line and column (see
+// internal/yamlcheck for why Benthos alone cannot).
+func checkYAMLSyntax(args []string) bool {
+	if len(args) < 2 {
+		return true
+	}
+	switch args[1] {
+	case "lint", "run", "streams", "test", "echo":
+	default:
+		if !isRun(args) {
+			return true
+		}
+	}
+	var paths []string
+	for _, a := range args[1:] {
+		if strings.HasSuffix(a, ".yaml") || strings.HasSuffix(a, ".yml") || strings.HasSuffix(a, "...") {
+			paths = append(paths, a)
+		}
+	}
+	errs := yamlcheck.Paths(paths)
+	for _, e := range errs {
+		fmt.Fprintln(os.Stderr, e.Error())
+	}
+	return len(errs) == 0
+}
+
 func main() {
+	if !checkYAMLSyntax(os.Args) {
+		os.Exit(1)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// AGENTETL_CPUPROFILE writes a CPU profile of the whole process, for

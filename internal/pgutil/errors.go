@@ -36,19 +36,24 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
 	b.WriteString(": ")
-	b.WriteString(redact.String(e.Err.Error()))
-	if e.SQLState != "" {
-		fmt.Fprintf(&b, " (SQLSTATE %s", e.SQLState)
-		if e.Table != "" {
-			fmt.Fprintf(&b, ", table %s", e.Table)
-		}
-		if e.Column != "" {
-			fmt.Fprintf(&b, ", column %s", e.Column)
-		}
-		if e.Constraint != "" {
-			fmt.Fprintf(&b, ", constraint %s", e.Constraint)
-		}
-		b.WriteString(")")
+	msg := redact.String(e.Err.Error())
+	b.WriteString(msg)
+	var where []string
+	// pgconn already prints "(SQLSTATE x)"; say it once.
+	if e.SQLState != "" && !strings.Contains(msg, "SQLSTATE "+e.SQLState) {
+		where = append(where, "SQLSTATE "+e.SQLState)
+	}
+	if e.Table != "" && !strings.Contains(msg, e.Table) {
+		where = append(where, "table "+e.Table)
+	}
+	if e.Column != "" && !strings.Contains(msg, e.Column) {
+		where = append(where, "column "+e.Column)
+	}
+	if e.Constraint != "" {
+		where = append(where, "constraint "+e.Constraint)
+	}
+	if len(where) > 0 {
+		b.WriteString(" (" + strings.Join(where, ", ") + ")")
 	}
 	if e.Detail != "" {
 		b.WriteString(": ")

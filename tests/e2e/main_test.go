@@ -1,0 +1,255 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentetl/agentetl/internal/metastore"
+)
+
+var (
+	// agentBin is the agentetl binary under test.
+	agentBin string
+	// moduleRoot is the directory holding go.mod.
+	moduleRoot string
+)
+
+// pipelineEnv lists every variable the example configs read; they are
+// removed from the inherited environment so a developer's shell cannot leak
+// into a test.
+var pipelineEnv = []string{
+	"SOURCE_DSN", "SOURCE_TABLE", "TARGET_DSN", "TARGET_TABLE", "KEY_COLUMN",
+	"PAGE_SIZE", "STORE_DSN", "MAX_IN_FLIGHT", "LOG_LEVEL", "AGENTETL_CPUPROFILE",
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	root, err := findModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	moduleRoot = root
+	if bin := os.Getenv("AGENTETL_BINARY"); bin != "" {
+		if agentBin, err = filepath.Abs(bin); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: AGENTETL_BINARY:", err)
+			return 1
+		}
+		if _, err := os.Stat(agentBin); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: AGENTETL_BINARY:", err)
+			return 1
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "agentetl-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		agentBin = filepath.Join(dir, "agentetl")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", agentBin, "./cmd/agentetl")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/agentetl: %v\n%s", err, out)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", agentBin, time.Since(start).Round(time.Millisecond))
+	}
+	return m.Run()
+}
+
+func findModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// exampleConfig is the absolute path of the postgres-to-postgres example.
+func exampleConfig() string {
+	return filepath.Join(moduleRoot, "configs", "examples", "postgres-to-postgres.yaml")
+}
+
+// lockedBuffer collects a child's output; it is written by exec's copying
+// goroutine and may be read by the test at any time.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is one running agentetl process.
+type proc struct {
+	cmd     *exec.Cmd
+	ctx     context.Context
+	stdout  lockedBuffer
+	stderr  lockedBuffer
+	started time.Time
+	done    chan struct{}
+	elapsed time.Duration
+}
+
+// startAgent starts agentetl with args and env (on top of the inherited
+// environment minus pipelineEnv). The process is killed when timeout passes
+// and, at the latest, when the test ends.
+func startAgent(t *testing.T, timeout time.Duration, env map[string]string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	p := &proc{ctx: ctx, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, agentBin, args...)
+	p.cmd.Dir = t.TempDir()
+	p.cmd.Env = childEnv(env)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	p.cmd.WaitDelay = 5 * time.Second
+	p.started = time.Now()
+	require.NoError(t, p.cmd.Start(), "start %s", agentBin)
+	go func() {
+		_ = p.cmd.Wait()
+		p.elapsed = time.Since(p.started)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			t.Logf("killing leftover agentetl process %d", p.cmd.Process.Pid)
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("agentetl process %d did not die after SIGKILL", p.cmd.Process.Pid)
+			}
+		}
+		cancel()
+	})
+	return p
+}
+
+func childEnv(env map[string]string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, e := range pipelineEnv {
+			if k == e {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// output is stdout and stderr, labelled, for assertions and failure messages.
+func (p *proc) output() string {
+	return "--- stdout ---\n" + p.stdout.String() + "--- stderr ---\n" + p.stderr.String()
+}
+
+// waitExit waits for the process to end on its own and returns its exit
+// code. It fails the test if the process hung until its deadline or died
+// from a signal.
+func (p *proc) waitExit(t *testing.T) int {
+	t.Helper()
+	<-p.done
+	require.NoError(t, p.ctx.Err(), "agentetl %v did not exit on its own before its deadline (hang); killed after %s\n%s",
+		p.cmd.Args[1:], p.elapsed.Round(time.Millisecond), p.output())
+	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	require.False(t, ws.Signaled(), "agentetl died from signal %v\n%s", ws.Signal(), p.output())
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// kill sends SIGKILL and waits for the process to die. It fails the test if
+// the process had already exited by itself.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "agentetl did not die within 10s of SIGKILL")
+	}
+	ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	require.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL,
+		"agentetl finished (exit %d) before it could be killed\n%s", p.cmd.ProcessState.ExitCode(), p.output())
+}
+
+// runAgent runs agentetl to completion and returns its exit code and output.
+func runAgent(t *testing.T, timeout time.Duration, env map[string]string, args ...string) (int, string, time.Duration) {
+	t.Helper()
+	p := startAgent(t, timeout, env, args...)
+	code := p.waitExit(t)
+	t.Logf("agentetl %s: exit %d after %s", strings.Join(args, " "), code, p.elapsed.Round(time.Millisecond))
+	return code, p.output(), p.elapsed
+}
+
+// getCheckpoint reads a checkpoint from a store; found is false on
+// metastore.ErrNotFound, any other error fails the test.
+func getCheckpoint(t *testing.T, storeDSN, id string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	st, err := metastore.Open(ctx, storeDSN)
+	require.NoError(t, err, "open checkpoint store %s", storeDSN)
+	defer st.Close()
+	pos, err := st.GetCheckpoint(ctx, id)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return "", false
+	}
+	require.NoError(t, err, "get checkpoint %q", id)
+	return pos, true
+}
