@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -227,7 +228,9 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	cols, err := w.columnsOf(rows)
+	// The first record decides the columns; encode notices a later record
+	// with more fields and the batch is then re-planned on the union.
+	cols, err := w.columnsOf(rows[:1])
 	if err != nil {
 		return err
 	}
@@ -242,6 +245,11 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 	buf := getBuf()
 	defer putBuf(buf)
 	data, err := w.encode(tm, (*buf)[:0], cols, rows)
+	if errors.Is(err, errWiderRecord) {
+		if cols, err = w.columnsOf(rows); err == nil {
+			data, err = w.encode(tm, data[:0], cols, rows)
+		}
+	}
 	*buf = data
 	if err != nil {
 		return err
@@ -265,28 +273,14 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 func (w *Writer) columnsOf(rows []map[string]any) ([]pgutil.Column, error) {
 	present := make(map[string]bool, len(w.table.Columns))
 	var unknown []string
-	seenUnknown := map[string]bool{}
 	for _, r := range rows {
-		if len(r) == len(present) && len(present) > 0 {
-			same := true
-			for k := range r {
-				if !present[k] {
-					same = false
-					break
-				}
-			}
-			if same {
-				continue
-			}
-		}
 		for k := range r {
-			if present[k] || seenUnknown[k] {
+			if present[k] {
 				continue
 			}
 			if _, ok := w.table.Column(k); ok {
 				present[k] = true
-			} else {
-				seenUnknown[k] = true
+			} else if !slices.Contains(unknown, k) {
 				unknown = append(unknown, k)
 			}
 		}
@@ -322,8 +316,12 @@ func (w *Writer) encode(tm *pgtype.Map, buf []byte, cols []pgutil.Column, rows [
 	var err error
 	for ri, r := range rows {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cols)))
+		found := 0
 		for ci, c := range cols {
-			v := r[c.Name]
+			v, ok := r[c.Name]
+			if ok {
+				found++
+			}
 			if buf, err = encs[ci].Append(buf, v); err != nil {
 				e := &pgutil.Error{Op: "write " + w.table.Ident.String(), Table: w.table.Ident.String(), Column: c.Name, DataType: c.TypeName,
 					Err: fmt.Errorf("record %d: column %q is %s: %w (value %s)", ri, c.Name, c.TypeName, err, preview(v))}
@@ -335,9 +333,15 @@ func (w *Writer) encode(tm *pgtype.Map, buf []byte, cols []pgutil.Column, rows [
 				return buf, e
 			}
 		}
+		if found != len(r) {
+			return buf, errWiderRecord
+		}
 	}
 	return binary.BigEndian.AppendUint16(buf, 0xFFFF), nil
 }
+
+// errWiderRecord means a record has fields outside the planned columns.
+var errWiderRecord = errors.New("record has more fields than the planned columns")
 
 // copyHeader is the binary COPY signature, flags and header extension length.
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")

@@ -163,3 +163,25 @@ func TestOpenErrorsArePermanentAndClear(t *testing.T) {
 	require.NotContains(t, err.Error(), "s3cret")
 	require.False(t, errors.Is(err, context.Canceled))
 }
+
+func TestRecordsWithDifferentFieldSets(t *testing.T) {
+	db := testpg.NewSchema(t)
+	ctx := context.Background()
+	db.Exec(t, `CREATE TABLE t (id bigint PRIMARY KEY, a text, b text DEFAULT 'dflt')`)
+	w, err := pgsink.Open(ctx, pgsink.Config{DSN: db.DSN, Table: "t", Mode: pgsink.ModeInsert})
+	require.NoError(t, err)
+	defer w.Close()
+	// The first record lacks b; a later one has it: the batch is re-planned
+	// on the union, and the first record's b is NULL, not a silent drop of
+	// the later value.
+	require.NoError(t, w.Write(ctx, []map[string]any{
+		row("id", int64(1), "a", "x"),
+		row("id", int64(2), "a", "y", "b", "z"),
+	}))
+	require.Equal(t, "z", db.String(t, `SELECT b FROM t WHERE id = 2`))
+	require.Equal(t, int64(1), db.Int(t, `SELECT count(*) FROM t WHERE id = 1 AND b IS NULL`))
+	// An unknown field in a later record is still caught.
+	err = w.Write(ctx, []map[string]any{row("id", int64(3), "a", "x"), row("id", int64(4), "a", "y", "c", "?")})
+	require.ErrorContains(t, err, `"c" does not exist`)
+	require.Equal(t, int64(2), db.Int(t, `SELECT count(*) FROM t`))
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -100,7 +101,6 @@ failures are retried with backoff.`).
 			service.NewIntField(pgiFieldConnectAttempts).
 				Description("Under `agentetl run`, give up after this many failed connection attempts and exit non-zero. 0 retries forever.").
 				Default(5).Advanced(),
-			service.NewAutoRetryNacksToggleField(),
 		).
 		LintRule(`root = if this.table.or("") == "" && this.query.or("") == "" { ["one of table or query must be set"] } else if this.table.or("") != "" && this.query.or("") != "" { ["table and query cannot both be set"] }`).
 		Example("Copy a table", "Read a table in pages of 5000 rows and remember the position across runs.", `
@@ -116,11 +116,7 @@ input:
 
 func init() {
 	service.MustRegisterBatchInput("postgres", postgresInputSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
-		in, err := newPostgresInput(conf, mgr)
-		if err != nil {
-			return nil, err
-		}
-		return service.AutoRetryNacksBatchedToggled(conf, in)
+		return newPostgresInput(conf, mgr)
 	})
 }
 
@@ -138,10 +134,29 @@ type postgresInput struct {
 	tracker  *checkpoint.Tracker
 	attempts int
 	rows     int64
+	// replay holds pages whose batch was rejected downstream. They are sent
+	// again before any new page, so a nack never loses rows and never lets
+	// the checkpoint pass them. The rows are kept read-only (SetStructured),
+	// so a processor that changes a record works on its own copy and a
+	// replay sends the original.
+	replay []*pendingPage
+	// outstanding counts emitted pages not yet acknowledged. The input
+	// reports end of input only when it is zero: a page rejected after the
+	// last read must still be replayed.
+	outstanding int
+	eof         bool
+	notify      chan struct{} // closed and replaced on every ack or nack
+}
+
+type pendingPage struct {
+	page    *pgsource.Page
+	seq     uint64
+	tracked bool
+	nacks   int
 }
 
 func newPostgresInput(conf *service.ParsedConfig, mgr *service.Resources) (*postgresInput, error) {
-	in := &postgresInput{log: mgr.Logger()}
+	in := &postgresInput{log: mgr.Logger(), notify: make(chan struct{})}
 	var err error
 	if in.cfg.DSN, err = conf.FieldString(pgiFieldDSN); err != nil {
 		return nil, err
@@ -243,47 +258,113 @@ func (p *postgresInput) Connect(ctx context.Context) error {
 }
 
 func (p *postgresInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	p.mu.Lock()
-	r := p.reader
-	p.mu.Unlock()
-	if r == nil {
-		return nil, nil, service.ErrNotConnected
-	}
-	page, err := r.Next(ctx)
-	if errors.Is(err, io.EOF) {
-		p.log.Infof("Finished reading %s: %d rows", r.Source(), p.rows)
-		return nil, nil, service.ErrEndOfInput
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+	for {
+		p.mu.Lock()
+		r := p.reader
+		if r == nil {
+			p.mu.Unlock()
+			return nil, nil, service.ErrNotConnected
 		}
-		return nil, nil, p.fail(err)
+		if len(p.replay) > 0 {
+			pp := p.replay[0]
+			p.replay = p.replay[1:]
+			p.mu.Unlock()
+			// Back off on a page that keeps being rejected, so a failing
+			// destination is not hammered; the page itself is never dropped.
+			wait := min(time.Duration(pp.nacks)*100*time.Millisecond, 5*time.Second)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				p.mu.Lock()
+				p.replay = append([]*pendingPage{pp}, p.replay...)
+				p.mu.Unlock()
+				return nil, nil, ctx.Err()
+			}
+			return p.emit(r, pp)
+		}
+		if p.eof {
+			if p.outstanding == 0 {
+				p.mu.Unlock()
+				return nil, nil, service.ErrEndOfInput
+			}
+			ch := p.notify
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		p.mu.Unlock()
+
+		page, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			p.log.Infof("Finished reading %s: %d rows", r.Source(), p.rows)
+			p.mu.Lock()
+			p.eof = true
+			p.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			return nil, nil, p.fail(err)
+		}
+		p.rows += int64(len(page.Rows))
+		pp := &pendingPage{page: page}
+		if p.tracker != nil {
+			pp.seq, pp.tracked = p.tracker.Track(r.EncodePosition(page)), true
+		}
+		return p.emit(r, pp)
 	}
-	p.rows += int64(len(page.Rows))
-	source := r.Source()
+}
+
+func (p *postgresInput) emit(r *pgsource.Reader, pp *pendingPage) (service.MessageBatch, service.AckFunc, error) {
+	page := pp.page
+	// Metadata values shared by the whole page are boxed once.
+	var table, number any = r.Source(), page.Number
 	batch := make(service.MessageBatch, len(page.Rows))
 	for i, row := range page.Rows {
 		m := service.NewMessage(nil)
-		m.SetStructuredMut(row)
-		m.MetaSetMut(MetaTable, source)
-		m.MetaSetMut(MetaPage, page.Number)
+		m.SetStructured(row)
+		m.MetaSetMut(MetaTable, table)
+		m.MetaSetMut(MetaPage, number)
 		m.MetaSetMut(MetaKey, row[p.cfg.KeyColumn])
 		batch[i] = m
 	}
-	if p.tracker == nil {
-		return batch, func(context.Context, error) error { return nil }, nil
-	}
-	seq := p.tracker.Track(r.EncodePosition(page))
+	p.mu.Lock()
+	p.outstanding++
+	p.mu.Unlock()
 	tracker := p.tracker
 	return batch, func(ctx context.Context, err error) error {
 		if err != nil {
-			// Not processed: the position must not move past this page.
-			// With auto_replay_nacks the batch is redelivered instead.
+			pp.nacks++
+			p.log.Warnf("Page %d of %s was rejected downstream (%v); it will be sent again", page.Number, r.Source(), err)
+			p.mu.Lock()
+			p.replay = append(p.replay, pp)
+			p.outstanding--
+			p.signal()
+			p.mu.Unlock()
 			return nil
 		}
-		return tracker.Ack(ctx, seq)
+		var saveErr error
+		if pp.tracked {
+			saveErr = tracker.Ack(ctx, pp.seq)
+		}
+		p.mu.Lock()
+		p.outstanding--
+		p.signal()
+		p.mu.Unlock()
+		return saveErr
 	}, nil
+}
+
+// signal wakes a ReadBatch waiting at end of input. Called with p.mu held.
+func (p *postgresInput) signal() {
+	close(p.notify)
+	p.notify = make(chan struct{})
 }
 
 func (p *postgresInput) Close(ctx context.Context) error {

@@ -169,3 +169,48 @@ func atoi(s string) int {
 	}
 	return n
 }
+
+// Rejected batches, including the very last one after the table is
+// exhausted, are sent again until accepted: nothing is lost and the
+// checkpoint ends at the last key.
+func TestNackedPagesAreReplayedEvenAfterTheLastRead(t *testing.T) {
+	db := testpg.NewSchema(t)
+	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
+	db.Exec(t, `INSERT INTO t SELECT g FROM generate_series(1, 95) g`)
+	storeDSN := "sqlite://" + filepath.Join(t.TempDir(), "store.db")
+	rejected := map[int64]int{}
+	delivered := map[int64]int{}
+	runStream(t, fmt.Sprintf(`
+postgres:
+  dsn: %q
+  table: t
+  page_size: 10
+  checkpoint_id: nack
+  checkpoint_store: %q
+`, db.DSN, storeDSN), func(_ context.Context, b service.MessageBatch) error {
+		first, _ := b[0].MetaGetMut("postgres_key")
+		k := first.(int64)
+		// Reject pages 3 and 10 (the last, partial one) twice each.
+		if (k == 21 || k == 91) && rejected[k] < 2 {
+			rejected[k]++
+			return fmt.Errorf("simulated write failure for page starting at %d", k)
+		}
+		for _, m := range b {
+			v, _ := m.MetaGetMut("postgres_key")
+			delivered[v.(int64)]++
+		}
+		return nil
+	})
+	require.Equal(t, 2, rejected[21])
+	require.Equal(t, 2, rejected[91])
+	require.Len(t, delivered, 95)
+	for k, n := range delivered {
+		require.Equal(t, 1, n, "row %d accepted exactly once", k)
+	}
+	st, err := metastore.Open(context.Background(), storeDSN)
+	require.NoError(t, err)
+	defer st.Close()
+	pos, err := st.GetCheckpoint(context.Background(), "nack")
+	require.NoError(t, err)
+	require.Contains(t, pos, `"key":"95"`)
+}
