@@ -1,6 +1,7 @@
 package redact_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,4 +34,19 @@ func TestString(t *testing.T) {
 	require.NotContains(t, got, "abc.def-ghi")
 	require.NotContains(t, got, "abcdefghijklmnop")
 	require.Contains(t, got, "postgres://u:xxxxx@10.0.0.1/db")
+}
+
+func TestDSNWithUnescapedPasswordCharacters(t *testing.T) {
+	got := redact.DSN("postgres://user:pa/ss?w@rd@host/db")
+	require.Equal(t, "postgres://user:xxxxx@host/db", got)
+	for _, leak := range []string{"pa/ss", "w@rd", "rd@"} {
+		require.NotContains(t, got, leak)
+	}
+}
+
+func TestScrubKeepsErrorChain(t *testing.T) {
+	base := errors.New("connect to postgres://u:hunter22@h/db failed: password hunter22 rejected")
+	err := redact.Scrub("postgres://u:hunter22@h/db", base)
+	require.NotContains(t, err.Error(), "hunter22")
+	require.ErrorIs(t, err, base)
 }
