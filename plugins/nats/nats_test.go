@@ -25,7 +25,7 @@ input:
   generate:
     count: %d
     interval: ""
-    mapping: 'root = {"id": "ev-" + count("gen").string(), "n": count("gen2")}'
+    mapping: 'root = {"id": "ev-" + counter().string()}'
 output:
   nats_jetstream:
     urls: [ %q ]
