@@ -312,6 +312,7 @@ func (p *postgresInput) ReadBatch(ctx context.Context) (service.MessageBatch, se
 			}
 			return nil, nil, p.fail(err)
 		}
+		p.attempts = 0 // only consecutive failures count towards giving up
 		p.rows += int64(len(page.Rows))
 		pp := &pendingPage{page: page}
 		if p.tracker != nil {
