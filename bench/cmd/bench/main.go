@@ -39,6 +39,10 @@ func main() {
 		slog.Error("copy benchmark failed", "err", err)
 		os.Exit(1)
 	}
+	if err := discoveryBench(ctx, r, *bin, dsn); err != nil {
+		slog.Error("discovery benchmark failed", "err", err)
+		os.Exit(1)
+	}
 	md := r.String()
 	fmt.Print(md)
 	if *out != "" {
