@@ -253,3 +253,13 @@ func getCheckpoint(t *testing.T, storeDSN, id string) (string, bool) {
 	require.NoError(t, err, "get checkpoint %q", id)
 	return pos, true
 }
+
+// runAgentSplit runs agentetl and returns its stdout alone (for commands
+// whose stdout is a JSON document) plus stderr.
+func runAgentSplit(t *testing.T, timeout time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	p := startAgent(t, timeout, nil, args...)
+	code := p.waitExit(t)
+	t.Logf("agentetl %s: exit %d after %s\nstderr: %s", strings.Join(args, " "), code, p.elapsed.Round(time.Millisecond), p.stderr.String())
+	return code, p.stdout.String(), p.stderr.String()
+}
