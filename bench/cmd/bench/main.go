@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,6 +28,8 @@ func main() {
 	out := flag.String("out", "bench/results.md", "markdown report path")
 	rows := flag.Int("rows", 1_000_000, "rows in the copy benchmark table")
 	reps := flag.Int("reps", 3, "repetitions of each side; the median is reported")
+	schemaBench := flag.String("schema-bench", "../shared/benchmarks/schema-matching", "schema-matching datasets with score.py")
+	only := flag.String("only", "", "comma-separated sections to run: copy,discovery,mapping (default all)")
 	flag.Parse()
 	dsn := os.Getenv("PG_DSN")
 	if dsn == "" {
@@ -35,13 +38,25 @@ func main() {
 	ctx := context.Background()
 	r := &report{}
 	r.header()
-	if err := copyBench(ctx, r, *bin, dsn, *rows, *reps); err != nil {
-		slog.Error("copy benchmark failed", "err", err)
-		os.Exit(1)
+	want := func(section string) bool {
+		return *only == "" || slices.Contains(strings.Split(*only, ","), section)
 	}
-	if err := discoveryBench(ctx, r, *bin, dsn); err != nil {
-		slog.Error("discovery benchmark failed", "err", err)
-		os.Exit(1)
+	sections := []struct {
+		name string
+		run  func() error
+	}{
+		{"copy", func() error { return copyBench(ctx, r, *bin, dsn, *rows, *reps) }},
+		{"discovery", func() error { return discoveryBench(ctx, r, *bin, dsn) }},
+		{"mapping", func() error { return mappingBench(ctx, r, *bin, *schemaBench) }},
+	}
+	for _, s := range sections {
+		if !want(s.name) {
+			continue
+		}
+		if err := s.run(); err != nil {
+			slog.Error("benchmark failed", "section", s.name, "err", err)
+			os.Exit(1)
+		}
 	}
 	md := r.String()
 	fmt.Print(md)
