@@ -149,5 +149,12 @@ func main() {
 		}
 	}
 	pprof.StopCPUProfile()
+	if len(os.Args) > 1 && os.Args[1] == "blobl" {
+		// Benthos' blobl command returns while its printing goroutine may
+		// still hold the last result (internal/cli/blobl: the results
+		// channel is closed without waiting for the printer), so an
+		// immediate exit sometimes loses the final line. Give it a moment.
+		time.Sleep(100 * time.Millisecond)
+	}
 	os.Exit(code)
 }
