@@ -20,6 +20,7 @@ import (
 	"github.com/agentetl/agentetl/internal/runctl"
 	"github.com/agentetl/agentetl/internal/yamlcheck"
 	_ "github.com/agentetl/agentetl/plugins/discovery"
+	_ "github.com/agentetl/agentetl/plugins/kafka"
 	_ "github.com/agentetl/agentetl/plugins/mapping"
 	_ "github.com/agentetl/agentetl/plugins/nats"
 	_ "github.com/agentetl/agentetl/plugins/postgres"

@@ -51,13 +51,13 @@ func natsJetStreamInputSpec() *service.ConfigSpec {
 		Description(`
 The consumer is durable: a restarted pipeline continues where the last acknowledged message left off. Delivery is
 at least once: a message the pipeline rejects is negatively acknowledged and redelivered, and one that is not
-acknowledged within ` + "`ack_wait`" + ` is redelivered too. ` + "`max_ack_pending`" + ` bounds the messages in flight, which is
+acknowledged within `+"`ack_wait`"+` is redelivered too. `+"`max_ack_pending`"+` bounds the messages in flight, which is
 how backpressure reaches the server.
 
-With the default stream, ` + "`AGENTETL`" + `, the stream of the platform's event bus is created if it is missing. Other
+With the default stream, `+"`AGENTETL`"+`, the stream of the platform's event bus is created if it is missing. Other
 streams must exist.
 
-Each message carries the metadata ` + "`nats_subject`, `nats_sequence`, `nats_msg_id` and `nats_num_delivered`" + `.`).
+Each message carries the metadata `+"`nats_subject`, `nats_sequence`, `nats_msg_id` and `nats_num_delivered`"+`.`).
 		Fields(
 			urlsField(),
 			service.NewStringField(njFieldStream).Description("The stream to consume.").Default(bus.StreamName),

@@ -28,9 +28,9 @@ func natsJetStreamOutputSpec() *service.ConfigSpec {
 		Categories("Services").
 		Summary("Publishes messages to a NATS JetStream stream and waits for the server's acknowledgement of each one.").
 		Description(`
-A message is acknowledged to the input only once the stream has stored it. ` + "`msg_id`" + ` becomes the JetStream message
+A message is acknowledged to the input only once the stream has stored it. `+"`msg_id`"+` becomes the JetStream message
 id, so the server drops a message re-published inside its duplicate window (after a retry or a restart): with an
-event id as ` + "`msg_id`" + `, each event is stored once. With the default stream, ` + "`AGENTETL`" + `, the stream of the platform's
+event id as `+"`msg_id`"+`, each event is stored once. With the default stream, `+"`AGENTETL`"+`, the stream of the platform's
 event bus is created if it is missing.`).
 		Fields(
 			urlsField(),
