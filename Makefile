@@ -13,11 +13,17 @@ export PG_DSN
 
 all: build
 
-build: bin/agentetl
+GOSRC        := $(shell find cmd internal plugins agents -name '*.go' 2>/dev/null) go.mod go.sum
 
-bin/agentetl: $(shell find cmd internal plugins agents -name '*.go' 2>/dev/null) go.mod go.sum
+build: bin/agentetl bin/orchestrator
+
+bin/agentetl: $(GOSRC)
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/agentetl
+
+bin/orchestrator: $(GOSRC)
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orchestrator
 
 # The main job on the bundled sample: loads resources/sample into a source
 # table at PG_DSN and copies it with configs/examples/postgres-to-postgres.yaml.
@@ -27,7 +33,7 @@ run: build
 # Everything: unit and integration tests (real PostgreSQL at PG_DSN), config
 # lint and the configs' own unit tests.
 test: build lint-configs test-configs
-	AGENTETL_BINARY=$(CURDIR)/bin/agentetl $(GO) test $(GOTESTFLAGS) ./...
+	AGENTETL_BINARY=$(CURDIR)/bin/agentetl ORCHESTRATOR_BINARY=$(CURDIR)/bin/orchestrator $(GO) test $(GOTESTFLAGS) ./...
 
 lint: build lint-configs
 	$(GO) vet ./...
@@ -41,6 +47,7 @@ test-configs: build
 
 bench: build
 	$(GO) run ./bench/cmd/bench -bin ./bin/agentetl -out bench/results.md
+	$(GO) run ./bench/cmd/apibench -orchestrator ./bin/orchestrator -bin ./bin/agentetl -out bench/orchestrator.md
 
 clean:
 	rm -rf bin data
