@@ -31,6 +31,7 @@ import (
 	"github.com/agentetl/agentetl/internal/metastore"
 	"github.com/agentetl/agentetl/internal/model"
 	"github.com/agentetl/agentetl/internal/orchestrator"
+	"github.com/agentetl/agentetl/internal/orchestrator/autoloop"
 	"github.com/agentetl/agentetl/internal/orchestrator/httpapi"
 	"github.com/agentetl/agentetl/internal/redact"
 )
@@ -42,8 +43,8 @@ type config struct {
 	store, bus, engineURL, engineBin, listen, configsDir, dataDir string
 	token, tokenFile, logLevel, logFormat, conflictRule           string
 	busPort                                                       int
-	insecure                                                      bool
-	reconcileEvery, pollEvery, heartbeatTTL                       time.Duration
+	insecure, autoLoop                                            bool
+	reconcileEvery, pollEvery, heartbeatTTL, discoveryEvery       time.Duration
 }
 
 func main() {
@@ -76,6 +77,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.conflictRule, "conflict-rule", envOr("conflict-rule", ""), "CEL expression over a, b and kind that overrides the built-in conflict ordering")
 	fs.DurationVar(&c.reconcileEvery, "reconcile-interval", 5*time.Second, "how often the engine is compared with the desired state")
 	fs.DurationVar(&c.pollEvery, "poll-interval", 500*time.Millisecond, "how often running executions read engine stats")
+	fs.BoolVar(&c.autoLoop, "auto-loop", envOr("auto-loop", "true") == "true", "run the automatic loop: discovery of PostgreSQL pipeline sources, schema changes to mapping tasks, an in-process mapping worker, the review queue")
+	fs.DurationVar(&c.discoveryEvery, "discovery-interval", time.Minute, "how often the automatic loop runs discovery on every PostgreSQL pipeline's source table")
 	fs.DurationVar(&c.heartbeatTTL, "heartbeat-ttl", 30*time.Second, "agents silent for longer are offline and their tasks requeued")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -315,6 +318,28 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer errSub.Stop()
 
+	// The automatic loop: discovery -> schema changes (bus) -> mapping
+	// tasks -> applied mapping or review item.
+	var reviews httpapi.ReviewService
+	loopDone := make(chan struct{})
+	if cfg.autoLoop {
+		loop, err := autoloop.New(autoloop.Options{Store: store, Manager: mgr, Coordinator: coord, Bus: b,
+			DiscoveryInterval: cfg.discoveryEvery, Logger: log})
+		if err != nil {
+			return err
+		}
+		reviews = loop
+		go func() {
+			defer close(loopDone)
+			if err := loop.Run(runCtx); err != nil {
+				log.Error("automatic loop stopped", "err", err)
+			}
+		}()
+		log.Info("automatic loop started", "discovery_interval", cfg.discoveryEvery)
+	} else {
+		close(loopDone)
+	}
+
 	metrics.Watch(httpapi.Sources{
 		Coordinator: coord, Manager: mgr,
 		EngineRestarts: func() int64 {
@@ -334,6 +359,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	})
 	handler, err := httpapi.New(httpapi.Config{
 		Manager: mgr, Coordinator: coord, Store: store, Metrics: metrics, Token: cfg.token, Insecure: cfg.insecure, Logger: log,
+		Reviews: reviews,
 		Ready: func(ctx context.Context) string {
 			if _, err := store.ListTasks(ctx, metastore.TaskFilter{Limit: 1}); err != nil {
 				return "metadata store: " + err.Error()
@@ -381,6 +407,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancel()
 	_ = srv.Shutdown(shCtx)
 	cancelRun()
+	<-loopDone
 	if sup != nil {
 		<-supDone
 	}

@@ -21,7 +21,10 @@ func TestKillNineEngineAndOrchestrator(t *testing.T) {
 	db.Exec(t, `INSERT INTO src SELECT g, 'v'||g FROM generate_series(1, 20000) g`)
 	db.Exec(t, `CREATE TABLE dst (id bigint PRIMARY KEY, v text)`)
 
-	s := newSite(t, map[string]string{"PIPE_PG_DSN": db.DSN})
+	// The automatic loop is off: this test checks that a queued mapping
+	// task survives a restart, which the in-process mapping worker would
+	// otherwise take.
+	s := newSite(t, map[string]string{"PIPE_PG_DSN": db.DSN}, "--auto-loop=false")
 	p := s.start(t)
 	ids := []string{"s-one", "s-two", "s-three"}
 	for _, id := range ids {

@@ -31,6 +31,7 @@ import (
 	"github.com/agentetl/agentetl/internal/metastore"
 	"github.com/agentetl/agentetl/internal/model"
 	"github.com/agentetl/agentetl/internal/orchestrator"
+	"github.com/agentetl/agentetl/internal/orchestrator/autoloop"
 	"github.com/agentetl/agentetl/internal/redact"
 )
 
@@ -49,6 +50,17 @@ type Config struct {
 	Logger      *slog.Logger
 	// Ready reports why the orchestrator is not ready ("" when it is).
 	Ready func(ctx context.Context) string
+	// Reviews answers the review queue; nil when the automatic loop is
+	// off (the review endpoints then return 503).
+	Reviews ReviewService
+}
+
+// ReviewService is the review queue of the automatic loop; *autoloop.Loop
+// implements it.
+type ReviewService interface {
+	Reviews(ctx context.Context, status string) ([]autoloop.Review, error)
+	Approve(ctx context.Context, id, reviewer, comment string) (autoloop.Review, error)
+	Reject(ctx context.Context, id, reviewer, comment string) (autoloop.Review, error)
 }
 
 type server struct {
@@ -128,6 +140,9 @@ func build(c Config) (http.Handler, *server, error) {
 	route("POST /api/v1/agents/{id}/heartbeat", s.heartbeat, true)
 	route("POST /api/v1/conflicts", s.resolveConflict, true)
 	route("POST /api/v1/reconcile", s.reconcile, true)
+	route("GET /api/v1/reviews", s.listReviews, true)
+	route("POST /api/v1/reviews/{id}/approve", s.approveReview, true)
+	route("POST /api/v1/reviews/{id}/reject", s.rejectReview, true)
 
 	// Everything else under /api/ is a JSON 404 (after auth, so the API's
 	// shape is not probeable without a token).
@@ -842,5 +857,75 @@ func (s *server) reconcile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// ---- reviews ----
+
+func (s *server) reviews() (ReviewService, error) {
+	if s.Reviews == nil {
+		return nil, apiErr(http.StatusServiceUnavailable, "loop_disabled", "the automatic loop is disabled (--auto-loop=false): there is no review queue")
+	}
+	return s.Reviews, nil
+}
+
+func (s *server) listReviews(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.reviews()
+	if err != nil {
+		return err
+	}
+	status := r.URL.Query().Get("status")
+	switch status {
+	case "", autoloop.ReviewPending, autoloop.ReviewApproved, autoloop.ReviewRejected:
+	default:
+		return apiErr(http.StatusBadRequest, "invalid_query", "status must be %s, %s or %s", autoloop.ReviewPending, autoloop.ReviewApproved, autoloop.ReviewRejected)
+	}
+	list, err := rs.Reviews(r.Context(), status)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reviews": list, "count": len(list)})
+	return nil
+}
+
+func (s *server) approveReview(w http.ResponseWriter, r *http.Request) error {
+	return s.answerReview(w, r, true)
+}
+
+func (s *server) rejectReview(w http.ResponseWriter, r *http.Request) error {
+	return s.answerReview(w, r, false)
+}
+
+func (s *server) answerReview(w http.ResponseWriter, r *http.Request, approve bool) error {
+	rs, err := s.reviews()
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Reviewer string `json:"reviewer"`
+		Comment  string `json:"comment"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	if len(body.Reviewer) > 200 || len(body.Comment) > 4000 {
+		return apiErr(http.StatusBadRequest, "invalid_body", "reviewer is limited to 200 bytes and comment to 4000")
+	}
+	answer := rs.Reject
+	if approve {
+		answer = rs.Approve
+	}
+	rv, err := answer(r.Context(), r.PathValue("id"), body.Reviewer, body.Comment)
+	switch {
+	case errors.Is(err, autoloop.ErrReviewNotFound):
+		return apiErr(http.StatusNotFound, "not_found", "%s", err.Error())
+	case errors.Is(err, autoloop.ErrReviewClosed), errors.Is(err, autoloop.ErrReviewStale):
+		return apiErr(http.StatusConflict, "conflict", "%s", err.Error())
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, rv)
 	return nil
 }

@@ -1,0 +1,322 @@
+// Package autoloop is the orchestrator's automatic loop: a discovery worker
+// that watches the source table of every PostgreSQL pipeline and publishes
+// the schema changes it finds on the bus (the coordinator turns them into
+// mapping tasks), and an in-process mapping worker that derives or adapts
+// the pipeline's field mapping. A mapping whose proposals are all accepted
+// is written into the pipeline as a new version (the engine hot-reloads
+// it); anything else becomes a review item and pauses only that pipeline
+// until a reviewer approves or rejects it.
+//
+// The mapping the loop owns is the transformation with id AgentMappingID:
+// a map transformation holding a JSON array of field mappings, which the
+// compiler renders with every field name quoted. The full mapping document
+// (both schemas, the mappings, the program) is kept in the metadata store
+// under the checkpoint "automap:<pipeline id>" so that a later schema change
+// adapts it (a rename keeps its target and confidence) instead of matching
+// from scratch.
+package autoloop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentetl/agentetl/agents/discovery"
+	orch "github.com/agentetl/agentetl/agents/orchestrator"
+	"github.com/agentetl/agentetl/internal/bus"
+	"github.com/agentetl/agentetl/internal/metastore"
+	"github.com/agentetl/agentetl/internal/model"
+	"github.com/agentetl/agentetl/internal/orchestrator"
+	"github.com/agentetl/agentetl/internal/redact"
+)
+
+// AgentMappingID is the id of the map transformation the loop writes.
+const AgentMappingID = "agent-mapping"
+
+// Agent ids of the in-process workers, as they appear in decisions.
+const (
+	DiscoveryAgentID = "discovery-worker"
+	MappingAgentID   = "mapping-worker"
+)
+
+// TaskTypeReview is the task type of review items. The coordinator has no
+// queue for it: reviews are answered through the API, not claimed.
+const TaskTypeReview = "review"
+
+// Review statuses.
+const (
+	ReviewPending  = "pending_review"
+	ReviewApproved = "approved"
+	ReviewRejected = "rejected"
+)
+
+// Errors returned by the review methods.
+var (
+	ErrReviewNotFound = errors.New("review not found")
+	ErrReviewClosed   = errors.New("review is not pending")
+	ErrReviewStale    = errors.New("pipeline changed since the review was opened")
+)
+
+// Options configure a Loop.
+type Options struct {
+	Store       metastore.Store
+	Manager     *orchestrator.Manager
+	Coordinator *orch.Coordinator
+	// Bus receives schema-change events; nil hands them to the
+	// coordinator directly.
+	Bus orch.Publisher
+	// DiscoveryInterval is the pause between discovery passes (default 1m).
+	DiscoveryInterval time.Duration
+	// LookupEnv resolves ${NAME} references in connection values (default
+	// os.LookupEnv: the orchestrator has the environment the engine gets).
+	LookupEnv func(string) (string, bool)
+	Logger    *slog.Logger
+}
+
+// Loop runs the discovery and mapping workers and answers reviews.
+type Loop struct {
+	o   Options
+	log *slog.Logger
+
+	mu     sync.Mutex
+	agents map[string]*discovery.Agent // by dsn + "\x00" + table
+	// asked marks pipelines the loop requested an initial mapping for.
+	asked map[string]bool
+	// reviewMu serialises approve and reject.
+	reviewMu sync.Mutex
+}
+
+// New checks the options.
+func New(o Options) (*Loop, error) {
+	if o.Store == nil || o.Manager == nil || o.Coordinator == nil {
+		return nil, errors.New("autoloop: store, manager and coordinator are required")
+	}
+	if o.DiscoveryInterval <= 0 {
+		o.DiscoveryInterval = time.Minute
+	}
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Loop{o: o, log: o.Logger.With("component", "autoloop"), agents: map[string]*discovery.Agent{}, asked: map[string]bool{}}, nil
+}
+
+// Run runs both workers until ctx ends.
+func (l *Loop) Run(ctx context.Context) error {
+	defer l.closeAgents()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.o.Coordinator.RunWorker(ctx, MappingAgentID, model.AgentMapping, 1, l.HandleMapping)
+	}()
+	t := time.NewTicker(l.o.DiscoveryInterval)
+	defer t.Stop()
+	for {
+		if err := l.DiscoverOnce(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("discovery pass failed", "err", redact.String(err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return <-done
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Loop) closeAgents() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, a := range l.agents {
+		_ = a.Close()
+		delete(l.agents, k)
+	}
+}
+
+// expand resolves ${NAME} references; an unset variable is an error, so a
+// DSN is never used half-expanded.
+func (l *Loop) expand(v string) (string, error) {
+	var missing []string
+	out := os.Expand(v, func(name string) string {
+		s, ok := l.o.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return s
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("autoloop: environment variable %s is not set", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// postgresPipeline reports whether the loop manages pc: a PostgreSQL
+// source table and a PostgreSQL destination table.
+func postgresPipeline(pc model.PipelineConfig) bool {
+	return pc.Source.Type == orchestrator.ConnPostgres && pc.Source.Table != "" &&
+		pc.Destination.Type == orchestrator.ConnPostgres && pc.Destination.Table != "" &&
+		!strings.ContainsAny(pc.Source.Table+pc.Destination.Table, "*?")
+}
+
+// ---- discovery ----
+
+// DiscoverOnce runs discovery on the source table of every PostgreSQL
+// pipeline (metadata only) against the metadata store's catalog, publishes
+// every schema change on the bus with the change id as event id, and
+// records one decision per change and affected pipeline. A pipeline that
+// has no mapping yet and whose table did not change gets a mapping task.
+func (l *Loop) DiscoverOnce(ctx context.Context) error {
+	pvs, err := l.o.Store.ListPipelineConfigs(ctx)
+	if err != nil {
+		return fmt.Errorf("autoloop: list pipelines: %w", err)
+	}
+	type target struct {
+		dsn, table string
+		pipelines  []metastore.PipelineConfigVersion
+	}
+	targets := map[string]*target{}
+	var keys []string
+	for _, pv := range pvs {
+		if !postgresPipeline(pv.Config) {
+			continue
+		}
+		dsn, err := l.expand(pv.Config.Source.Connection["dsn"])
+		if err != nil {
+			l.log.Warn("pipeline source not discoverable", "pipeline", pv.PipelineID, "err", err)
+			continue
+		}
+		k := dsn + "\x00" + pv.Config.Source.Table
+		if targets[k] == nil {
+			targets[k] = &target{dsn: dsn, table: pv.Config.Source.Table}
+			keys = append(keys, k)
+		}
+		targets[k].pipelines = append(targets[k].pipelines, pv)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		tg := targets[k]
+		changes, err := l.discoverTable(ctx, k, tg.dsn, tg.table)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if len(changes) > 0 {
+			l.publishChanges(ctx, changes, tg.pipelines)
+			continue
+		}
+		for _, pv := range tg.pipelines {
+			l.ensureMapping(ctx, pv)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Loop) discoverTable(ctx context.Context, key, dsn, table string) ([]discovery.SchemaChange, error) {
+	l.mu.Lock()
+	a := l.agents[key]
+	l.mu.Unlock()
+	if a == nil {
+		var err error
+		a, err = discovery.New(discovery.Config{DSN: dsn, Include: []string{table}, MetadataOnly: true,
+			Concurrency: 1, AgentID: DiscoveryAgentID, Logger: l.log}, l.o.Store)
+		if err != nil {
+			return nil, fmt.Errorf("autoloop: discovery of %s: %w", table, err)
+		}
+		l.mu.Lock()
+		l.agents[key] = a
+		l.mu.Unlock()
+	}
+	res, err := a.Run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("autoloop: discovery of %s: %w", table, err)
+	}
+	return res.Changes, nil
+}
+
+func (l *Loop) publishChanges(ctx context.Context, changes []discovery.SchemaChange, pvs []metastore.PipelineConfigVersion) {
+	for _, ch := range changes {
+		for _, pv := range pvs {
+			l.o.Coordinator.RecordDecision(ctx, model.AgentDecision{
+				AgentID: DiscoveryAgentID, AgentType: model.AgentDiscovery, PipelineID: pv.PipelineID,
+				Action: "schema_change_detected", Confidence: ch.Confidence, Outcome: ch.ChangeType,
+				Reasoning: fmt.Sprintf("discovery of source table %s of pipeline %s: %s", ch.Table, pv.PipelineID, ch.Reasoning),
+			})
+		}
+		ev, err := bus.NewEvent(bus.SubjectSchemaChange, "schema.changed", ch)
+		if err == nil && l.o.Bus != nil {
+			ev.ID, ev.Source = ch.ID, DiscoveryAgentID
+			if err = l.o.Bus.Publish(ctx, ev); err == nil {
+				continue
+			}
+		}
+		// Without the bus the coordinator gets the change directly: it is
+		// already in the catalog and would not be detected again.
+		if err != nil {
+			l.log.Warn("schema change not published; handing it to the coordinator", "change", ch.ID, "err", err)
+		}
+		if _, err := l.o.Coordinator.OnSchemaChanges(ctx, []orch.SchemaChange{{
+			ID: ch.ID, SourceID: ch.SourceID, Table: ch.Table, ChangeType: ch.ChangeType, Severity: ch.Severity,
+			Column: ch.Column, PreviousColumn: ch.PreviousColumn, Confidence: ch.Confidence,
+		}}); err != nil {
+			l.log.Error("schema change lost", "change", ch.ID, "err", err)
+		}
+	}
+}
+
+// ensureMapping asks once (per process) for a mapping task for a pipeline
+// that has neither the loop's mapping nor one of its own.
+func (l *Loop) ensureMapping(ctx context.Context, pv metastore.PipelineConfigVersion) {
+	if hasMap(pv.Config) {
+		return
+	}
+	l.mu.Lock()
+	asked := l.asked[pv.PipelineID]
+	l.asked[pv.PipelineID] = true
+	l.mu.Unlock()
+	if asked {
+		return
+	}
+	b, err := json.Marshal(map[string]any{"pipelineId": pv.PipelineID, "key": pv.PipelineID + "/mapping",
+		"reason": "no_mapping", "sourceTable": pv.Config.Source.Table, "targetTable": pv.Config.Destination.Table,
+		"pipelineVersion": pv.Version})
+	if err != nil {
+		return
+	}
+	if _, err := l.o.Coordinator.AssignTask(ctx, model.Task{Priority: orch.PriorityMapping, Payload: b}, model.AgentMapping); err != nil {
+		l.log.Warn("mapping task not created", "pipeline", pv.PipelineID, "err", err)
+	}
+}
+
+func hasMap(pc model.PipelineConfig) bool {
+	for _, t := range pc.Transformations {
+		if t.Type == "map" {
+			return true
+		}
+	}
+	return false
+}
+
+func ownMapIndex(pc model.PipelineConfig) (own int, foreign bool) {
+	own = -1
+	for i, t := range pc.Transformations {
+		if t.Type != "map" {
+			continue
+		}
+		if t.ID == AgentMappingID {
+			own = i
+		} else {
+			foreign = true
+		}
+	}
+	return own, foreign
+}
