@@ -71,3 +71,27 @@ func TestDiscoverCLI(t *testing.T) {
 	require.Equal(t, "email_address", changes[0].Column)
 	require.Equal(t, "email", changes[0].PreviousColumn)
 }
+
+// TestDiscoverExampleRuns runs configs/examples/discover-postgres.yaml for
+// real, publishing to the system NATS: lint and unit tests do not build every
+// component, and an output that fails to initialise only shows up here.
+func TestDiscoverExampleRuns(t *testing.T) {
+	db := testpg.NewSchema(t)
+	db.Exec(t, `CREATE TABLE items (id int PRIMARY KEY, label text)`)
+	db.Exec(t, `INSERT INTO items SELECT g, 'l' || g FROM generate_series(1, 20) g`)
+	dir := t.TempDir()
+	env := map[string]string{
+		"SOURCE_DSN":       testpg.DSN(),
+		"DISCOVER_INCLUDE": db.Schema + ".*",
+		"STORE_DSN":        "sqlite://" + filepath.Join(dir, "store.db"),
+		"ALERT_FILE":       filepath.Join(dir, "alerts.jsonl"),
+		"BUS_URL":          "nats://127.0.0.1:4222",
+		"LOG_LEVEL":        "WARN",
+	}
+	root, err := findModuleRoot()
+	require.NoError(t, err)
+	p := startAgent(t, 60*time.Second, env, "run", filepath.Join(root, "configs/examples/discover-postgres.yaml"))
+	code := p.waitExit(t)
+	require.Equal(t, 0, code, p.output())
+	require.Contains(t, p.stdout.String(), `"table":"`+db.Schema+`.items"`)
+}
