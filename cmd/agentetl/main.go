@@ -25,6 +25,7 @@ import (
 	_ "github.com/agentetl/agentetl/plugins/nats"
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
+	_ "github.com/agentetl/agentetl/plugins/resolution"
 )
 
 // extraCommands are our own subcommands (discover, map, diagnose, ...). Each

@@ -358,3 +358,40 @@ func prepareResolution(r model.Resolution) (model.Resolution, error) {
 	r.AppliedAt = orNow(r.AppliedAt)
 	return r, nil
 }
+
+func prepareFingerprintDelta(d FingerprintDelta) (FingerprintDelta, error) {
+	if d.Fingerprint == "" {
+		return d, fmt.Errorf("%w: fingerprint delta without fingerprint", ErrInvalid)
+	}
+	if d.Count < 0 || d.Attempts < 0 || d.Successes < 0 {
+		return d, fmt.Errorf("%w: fingerprint delta with a negative count", ErrInvalid)
+	}
+	if d.Strategy == "" && (d.Attempts != 0 || d.Successes != 0) {
+		return d, fmt.Errorf("%w: strategy outcome without strategy", ErrInvalid)
+	}
+	d.Seen = orNow(d.Seen)
+	if len(d.Message) > 4096 {
+		d.Message = d.Message[:4096]
+	}
+	return d, nil
+}
+
+// fingerprintRow accumulates one stats row and its strategy rows as read
+// from a LEFT JOIN ordered by fingerprint.
+func appendFingerprintRow(out []FingerprintStats, st FingerprintStats, strategy *string, attempts, successes *int64) []FingerprintStats {
+	if n := len(out); n == 0 || out[n-1].Fingerprint != st.Fingerprint {
+		st.Strategies = map[string]StrategyStats{}
+		out = append(out, st)
+	}
+	if strategy != nil {
+		var a, s int64
+		if attempts != nil {
+			a = *attempts
+		}
+		if successes != nil {
+			s = *successes
+		}
+		out[len(out)-1].Strategies[*strategy] = StrategyStats{Attempts: a, Successes: s}
+	}
+	return out
+}

@@ -167,6 +167,8 @@ var contractCases = []struct {
 	{"Executions", testExecutions},
 	{"AgentDecisions", testAgentDecisions},
 	{"PipelineErrorsAndResolutions", testPipelineErrors},
+	{"FingerprintStats", testFingerprintStats},
+	{"FingerprintStatsConcurrent", testFingerprintStatsConcurrent},
 	{"Tasks", testTasks},
 	{"Checkpoints", testCheckpoints},
 	{"InvalidArguments", testInvalidArguments},
@@ -834,6 +836,81 @@ func testPipelineErrors(t *testing.T, b backend) {
 	rs, err = s.ListResolutions(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, rs, 3)
+}
+
+func testFingerprintStats(t *testing.T, b backend) {
+	s := openStore(t, b.newDSN(t))
+
+	_, err := s.GetFingerprintStats(ctx, "nope")
+	require.ErrorIs(t, err, metastore.ErrNotFound)
+	list, err := s.ListFingerprintStats(ctx, metastore.FingerprintFilter{})
+	require.NoError(t, err)
+	require.NotNil(t, list)
+	require.Empty(t, list)
+
+	require.NoError(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "fp1", Template: "value too long <n>",
+		Category: "data_type", Message: "value too long 20", Count: 3, Seen: ts(5)}))
+	// An older occurrence moves FirstSeen back but not LastSeen or the message.
+	require.NoError(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "fp1", Message: "older", Count: 1, Seen: ts(2),
+		Strategy: "skip", Attempts: 4, Successes: 4}))
+	require.NoError(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "fp1", Seen: ts(6),
+		Strategy: "retry", Attempts: 2}))
+	require.NoError(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "fp2", Template: "dial tcp <addr>",
+		Category: "connection", Message: "dial tcp 10.0.0.1:5432", Count: 1, Seen: ts(4), Strategy: "retry", Attempts: 1, Successes: 1}))
+
+	got, err := s.GetFingerprintStats(ctx, "fp1")
+	require.NoError(t, err)
+	require.Equal(t, metastore.FingerprintStats{
+		Fingerprint: "fp1", Template: "value too long <n>", Category: "data_type", Count: 4,
+		FirstSeen: micro(ts(2)), LastSeen: micro(ts(6)), LastMessage: "value too long 20",
+		Strategies: map[string]metastore.StrategyStats{"skip": {Attempts: 4, Successes: 4}, "retry": {Attempts: 2}},
+	}, got)
+
+	list, err = s.ListFingerprintStats(ctx, metastore.FingerprintFilter{})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "fp1", list[0].Fingerprint, "newest last_seen first")
+	require.Equal(t, map[string]metastore.StrategyStats{"retry": {Attempts: 1, Successes: 1}}, list[1].Strategies)
+	list, err = s.ListFingerprintStats(ctx, metastore.FingerprintFilter{Category: "connection"})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "fp2", list[0].Fingerprint)
+	list, err = s.ListFingerprintStats(ctx, metastore.FingerprintFilter{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Len(t, list[0].Strategies, 2, "limit counts fingerprints, not strategy rows")
+
+	require.ErrorIs(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{}), metastore.ErrInvalid)
+	require.ErrorIs(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "x", Count: -1}), metastore.ErrInvalid)
+	require.ErrorIs(t, s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "x", Attempts: 1}), metastore.ErrInvalid)
+}
+
+func testFingerprintStatsConcurrent(t *testing.T, b backend) {
+	s := openStore(t, b.newDSN(t))
+	const workers, each = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				errs <- s.RecordFingerprint(ctx, metastore.FingerprintDelta{Fingerprint: "hot", Count: 1, Seen: ts(w*each + i),
+					Strategy: "retry", Attempts: 1, Successes: int64(i % 2)})
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := s.GetFingerprintStats(ctx, "hot")
+	require.NoError(t, err)
+	require.Equal(t, int64(workers*each), got.Count)
+	require.Equal(t, metastore.StrategyStats{Attempts: workers * each, Successes: workers * each / 2}, got.Strategies["retry"])
+	require.Equal(t, micro(ts(0)), got.FirstSeen)
+	require.Equal(t, micro(ts(workers*each-1)), got.LastSeen)
 }
 
 func testTasks(t *testing.T, b backend) {

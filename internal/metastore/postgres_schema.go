@@ -144,4 +144,24 @@ CREATE TABLE checkpoints (
 	updated_at timestamptz NOT NULL
 );
 `,
+	// 2: error fingerprint history for the error resolution agent.
+	`
+CREATE TABLE error_fingerprints (
+	fingerprint  text PRIMARY KEY,
+	template     text NOT NULL DEFAULT '',
+	category     text NOT NULL DEFAULT '',
+	count        bigint NOT NULL DEFAULT 0,
+	first_seen   timestamptz NOT NULL,
+	last_seen    timestamptz NOT NULL,
+	last_message text NOT NULL DEFAULT ''
+);
+CREATE INDEX error_fingerprints_last_seen_idx ON error_fingerprints (last_seen DESC);
+CREATE TABLE error_fingerprint_strategies (
+	fingerprint text NOT NULL REFERENCES error_fingerprints (fingerprint) ON DELETE CASCADE,
+	strategy    text NOT NULL,
+	attempts    bigint NOT NULL DEFAULT 0,
+	successes   bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (fingerprint, strategy)
+);
+`,
 }

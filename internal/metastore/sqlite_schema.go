@@ -151,4 +151,24 @@ CREATE TABLE checkpoints (
 	updated_at TEXT NOT NULL
 );
 `,
+	// 2: error fingerprint history for the error resolution agent.
+	`
+CREATE TABLE error_fingerprints (
+	fingerprint  TEXT PRIMARY KEY,
+	template     TEXT NOT NULL DEFAULT '',
+	category     TEXT NOT NULL DEFAULT '',
+	count        INTEGER NOT NULL DEFAULT 0,
+	first_seen   TEXT NOT NULL,
+	last_seen    TEXT NOT NULL,
+	last_message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX error_fingerprints_last_seen_idx ON error_fingerprints (last_seen DESC);
+CREATE TABLE error_fingerprint_strategies (
+	fingerprint TEXT NOT NULL REFERENCES error_fingerprints (fingerprint) ON DELETE CASCADE,
+	strategy    TEXT NOT NULL,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	successes   INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (fingerprint, strategy)
+);
+`,
 }

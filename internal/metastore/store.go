@@ -101,6 +101,50 @@ type ErrorFilter struct {
 	Limit       int
 }
 
+// FingerprintStats is the history of one error fingerprint: how often it
+// was seen, when, and how each resolution strategy fared on it. The error
+// resolution agent reads it to stop retrying errors that retries never fix.
+type FingerprintStats struct {
+	Fingerprint string    `json:"fingerprint"`
+	Template    string    `json:"template"`
+	Category    string    `json:"category"`
+	Count       int64     `json:"count"`
+	FirstSeen   time.Time `json:"firstSeen"`
+	LastSeen    time.Time `json:"lastSeen"`
+	// LastMessage is the newest raw message, for display.
+	LastMessage string `json:"lastMessage,omitempty"`
+	// Strategies maps a strategy name to its outcome counts; never nil.
+	Strategies map[string]StrategyStats `json:"strategies"`
+}
+
+// StrategyStats counts how often a strategy was applied to a fingerprint and
+// how often that resolved the error.
+type StrategyStats struct {
+	Attempts  int64 `json:"attempts"`
+	Successes int64 `json:"successes"`
+}
+
+// FingerprintDelta is added to a fingerprint's stats by RecordFingerprint.
+// Count is the number of new occurrences (may be 0 when only an outcome is
+// recorded); Strategy, when set, gets Attempts and Successes added.
+type FingerprintDelta struct {
+	Fingerprint string
+	Template    string
+	Category    string
+	Message     string
+	Count       int64
+	Seen        time.Time
+	Strategy    string
+	Attempts    int64
+	Successes   int64
+}
+
+// FingerprintFilter selects fingerprint stats. Zero values match everything.
+type FingerprintFilter struct {
+	Category string
+	Limit    int
+}
+
 // TaskFilter selects tasks. Zero values match everything.
 type TaskFilter struct {
 	Type       string
@@ -165,6 +209,16 @@ type Store interface {
 	ListPipelineErrors(ctx context.Context, f ErrorFilter) ([]model.PipelineError, error)
 	SaveResolution(ctx context.Context, r model.Resolution) error
 	ListResolutions(ctx context.Context, errorID string) ([]model.Resolution, error)
+
+	// RecordFingerprint adds d to the stats of d.Fingerprint, creating them
+	// on first sight: counts add up, FirstSeen keeps the earliest and
+	// LastSeen the latest time, Template, Category and LastMessage take the
+	// latest non-empty value. Concurrent calls never lose an increment.
+	RecordFingerprint(ctx context.Context, d FingerprintDelta) error
+	// GetFingerprintStats returns ErrNotFound for an unknown fingerprint.
+	GetFingerprintStats(ctx context.Context, fingerprint string) (FingerprintStats, error)
+	// ListFingerprintStats is ordered by LastSeen, newest first.
+	ListFingerprintStats(ctx context.Context, f FingerprintFilter) ([]FingerprintStats, error)
 
 	// SaveTask inserts or replaces a task by ID.
 	SaveTask(ctx context.Context, t model.Task) error

@@ -19,6 +19,7 @@ import (
 	_ "github.com/agentetl/agentetl/plugins/nats"
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
+	_ "github.com/agentetl/agentetl/plugins/resolution"
 )
 
 // Lint checks a stream config in process with the engine's component set

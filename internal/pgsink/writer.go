@@ -76,11 +76,15 @@ type Stats struct {
 
 // Writer writes batches. Write may be called concurrently.
 type Writer struct {
-	cfg   Config
-	pool  *pgxpool.Pool
-	table *pgutil.Table
-	keys  []string
-	stage string // quoted name of the per-session staging table
+	cfg  Config
+	pool *pgxpool.Pool
+	// table is the resolved destination; it is replaced (never mutated)
+	// when a record names a column added after Open.
+	table atomic.Pointer[pgutil.Table]
+	// refreshMu serialises catalog re-reads.
+	refreshMu sync.Mutex
+	keys      []string
+	stage     string // name prefix of the per-session staging table (see stageFor)
 	// mergeFor counts the batches still to write through the staging path
 	// after the last key conflict.
 	mergeFor atomic.Int64
@@ -142,7 +146,7 @@ func (w *Writer) prepare(ctx context.Context, id pgutil.Ident) error {
 		}
 		return err
 	}
-	w.table = t
+	w.table.Store(t)
 	if w.cfg.Mode == ModeUpsert {
 		w.keys = w.cfg.KeyColumns
 		if len(w.keys) == 0 {
@@ -163,7 +167,7 @@ func (w *Writer) prepare(ctx context.Context, id pgutil.Ident) error {
 		if !t.HasUniqueKey(w.keys) {
 			return pgutil.Permanentf("check upsert key", "key columns %v of %s are not covered by a primary key or unique index; ON CONFLICT needs one", w.keys, t.Ident.String())
 		}
-		w.stage = pgutil.QuoteIdent("_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10))
+		w.stage = "_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10)
 	}
 	return nil
 }
@@ -218,7 +222,37 @@ func createTable(ctx context.Context, q pgutil.Querier, id pgutil.Ident, cols []
 }
 
 // Table is the resolved destination.
-func (w *Writer) Table() *pgutil.Table { return w.table }
+func (w *Writer) Table() *pgutil.Table { return w.table.Load() }
+
+// stageFor is the quoted staging table for a version of the destination:
+// its name includes the column count, so a session whose staging table was
+// created before a column was added gets a new one.
+func (w *Writer) stageFor(t *pgutil.Table) string {
+	return pgutil.QuoteIdent(w.stage + "_" + strconv.Itoa(len(t.Columns)))
+}
+
+// columnsFor is columnsOf, re-reading the destination's columns once when a
+// record names a column the cached description does not have: a column
+// added while the pipeline runs (additive schema drift, for example by the
+// error resolution agent) is then written rather than rejected.
+func (w *Writer) columnsFor(ctx context.Context, rows []map[string]any) ([]pgutil.Column, error) {
+	cols, err := w.columnsOf(rows)
+	if pgutil.SQLState(err) != "42703" {
+		return cols, err
+	}
+	w.refreshMu.Lock()
+	defer w.refreshMu.Unlock()
+	if cols, err = w.columnsOf(rows); pgutil.SQLState(err) != "42703" {
+		return cols, err // another writer refreshed meanwhile
+	}
+	old := w.table.Load()
+	t, lerr := pgutil.LookupTable(ctx, w.pool, old.Ident)
+	if lerr != nil || len(t.Columns) == len(old.Columns) {
+		return nil, err
+	}
+	w.table.Store(t)
+	return w.columnsOf(rows)
+}
 
 // Close closes the pool.
 func (w *Writer) Close() { w.pool.Close() }
@@ -230,13 +264,13 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 	}
 	// The first record decides the columns; encode notices a later record
 	// with more fields and the batch is then re-planned on the union.
-	cols, err := w.columnsOf(rows[:1])
+	cols, err := w.columnsFor(ctx, rows[:1])
 	if err != nil {
 		return err
 	}
 	conn, err := w.pool.Acquire(ctx)
 	if err != nil {
-		return pgutil.Wrap("acquire connection to "+w.table.Ident.String(), err)
+		return pgutil.Wrap("acquire connection to "+w.table.Load().Ident.String(), err)
 	}
 	defer conn.Release()
 	tm := conn.Conn().TypeMap()
@@ -246,7 +280,7 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 	defer putBuf(buf)
 	data, err := w.encode(tm, (*buf)[:0], cols, rows)
 	if errors.Is(err, errWiderRecord) {
-		if cols, err = w.columnsOf(rows); err == nil {
+		if cols, err = w.columnsFor(ctx, rows); err == nil {
 			data, err = w.encode(tm, data[:0], cols, rows)
 		}
 	}
@@ -271,14 +305,15 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 // the table does not have is a schema error, reported with the table's
 // actual columns, never silently dropped.
 func (w *Writer) columnsOf(rows []map[string]any) ([]pgutil.Column, error) {
-	present := make(map[string]bool, len(w.table.Columns))
+	t := w.table.Load()
+	present := make(map[string]bool, len(t.Columns))
 	var unknown []string
 	for _, r := range rows {
 		for k := range r {
 			if present[k] {
 				continue
 			}
-			if _, ok := w.table.Column(k); ok {
+			if _, ok := t.Column(k); ok {
 				present[k] = true
 			} else if !slices.Contains(unknown, k) {
 				unknown = append(unknown, k)
@@ -287,17 +322,17 @@ func (w *Writer) columnsOf(rows []map[string]any) ([]pgutil.Column, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, pgutil.MissingColumnError("write "+w.table.Ident.String(), w.table, unknown)
+		return nil, pgutil.MissingColumnError("write "+t.Ident.String(), t, unknown)
 	}
 	var cols []pgutil.Column
-	for _, c := range w.table.Columns {
+	for _, c := range t.Columns {
 		if present[c.Name] {
 			cols = append(cols, c)
 		}
 	}
 	for _, k := range w.keys {
 		if !present[k] {
-			return nil, pgutil.Permanentf("write "+w.table.Ident.String(), "upsert key column %q is missing from the records", k)
+			return nil, pgutil.Permanentf("write "+t.Ident.String(), "upsert key column %q is missing from the records", k)
 		}
 	}
 	return cols, nil
@@ -323,7 +358,7 @@ func (w *Writer) encode(tm *pgtype.Map, buf []byte, cols []pgutil.Column, rows [
 				found++
 			}
 			if buf, err = encs[ci].Append(buf, v); err != nil {
-				e := &pgutil.Error{Op: "write " + w.table.Ident.String(), Table: w.table.Ident.String(), Column: c.Name, DataType: c.TypeName,
+				e := &pgutil.Error{Op: "write " + w.table.Load().Ident.String(), Table: w.table.Load().Ident.String(), Column: c.Name, DataType: c.TypeName, Record: ri + 1,
 					Err: fmt.Errorf("record %d: column %q is %s: %w (value %s)", ri, c.Name, c.TypeName, err, preview(v))}
 				if errors.Is(err, pgutil.ErrIncompatible) {
 					e.Permanent, e.SQLState = true, "42804"
@@ -368,11 +403,11 @@ func (w *Writer) copyDirect(ctx context.Context, conn *pgx.Conn, cols []pgutil.C
 		return pgutil.Wrap("begin", err)
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if err := copyIn(ctx, conn, w.table.Ident.Quoted(), cols, data); err != nil {
-		return pgutil.Wrap("copy into "+w.table.Ident.String(), err)
+	if err := copyIn(ctx, conn, w.table.Load().Ident.Quoted(), cols, data); err != nil {
+		return pgutil.Wrap("copy into "+w.table.Load().Ident.String(), err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return pgutil.Wrap("commit copy into "+w.table.Ident.String(), err)
+		return pgutil.Wrap("commit copy into "+w.table.Load().Ident.String(), err)
 	}
 	w.Stats.DirectCopy.Add(1)
 	return nil
@@ -438,23 +473,24 @@ func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column
 	defer func() { _ = tx.Rollback(context.Background()) }()
 	// The staging table lives for the session and is emptied at each commit;
 	// LIKE copies the target's column types so COPY encodes identically.
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+w.stage+" (LIKE "+w.table.Ident.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
-		return pgutil.Wrap("create staging table for "+w.table.Ident.String(), err)
+	stage := w.stageFor(w.table.Load())
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+w.table.Load().Ident.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
+		return pgutil.Wrap("create staging table for "+w.table.Load().Ident.String(), err)
 	}
-	if err := copyIn(ctx, conn, w.stage, cols, data); err != nil {
-		return pgutil.Wrap("copy into staging for "+w.table.Ident.String(), err)
+	if err := copyIn(ctx, conn, stage, cols, data); err != nil {
+		return pgutil.Wrap("copy into staging for "+w.table.Load().Ident.String(), err)
 	}
-	if _, err := tx.Exec(ctx, w.mergeSQL(cols)); err != nil {
-		return pgutil.Wrap("merge into "+w.table.Ident.String(), err)
+	if _, err := tx.Exec(ctx, w.mergeSQL(cols, stage)); err != nil {
+		return pgutil.Wrap("merge into "+w.table.Load().Ident.String(), err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return pgutil.Wrap("commit merge into "+w.table.Ident.String(), err)
+		return pgutil.Wrap("commit merge into "+w.table.Load().Ident.String(), err)
 	}
 	w.Stats.MergeCopy.Add(1)
 	return nil
 }
 
-func (w *Writer) mergeSQL(cols []pgutil.Column) string {
+func (w *Writer) mergeSQL(cols []pgutil.Column, stage string) string {
 	list := pgutil.QuoteList(names(cols))
 	isKey := map[string]bool{}
 	for _, k := range w.keys {
@@ -470,7 +506,7 @@ func (w *Writer) mergeSQL(cols []pgutil.Column) string {
 		cur = append(cur, "t."+q)
 		exc = append(exc, "EXCLUDED."+q)
 	}
-	sql := "INSERT INTO " + w.table.Ident.Quoted() + " AS t (" + list + ") SELECT " + list + " FROM " + w.stage +
+	sql := "INSERT INTO " + w.table.Load().Ident.Quoted() + " AS t (" + list + ") SELECT " + list + " FROM " + stage +
 		" ON CONFLICT (" + pgutil.QuoteList(w.keys) + ") DO "
 	if len(sets) == 0 {
 		return sql + "NOTHING"

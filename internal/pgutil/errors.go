@@ -26,6 +26,9 @@ type Error struct {
 	DataType   string
 	Detail     string
 	Hint       string
+	// Record is the 1-based position, in the batch being written, of the
+	// record that caused the error; 0 when the error is not about one record.
+	Record int
 	// Permanent is true when retrying the same operation cannot succeed:
 	// the object is missing, the types do not fit, or access is denied.
 	Permanent bool

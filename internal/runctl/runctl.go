@@ -12,6 +12,13 @@ import (
 	"sync"
 )
 
+// HandledMetaKey is the metadata key the error_resolution output sets on the
+// messages it passes to its child output. An error on such a batch is
+// classified and resolved by the wrapper (retried, bisected, dead-lettered
+// or escalated), so the child must not stop the run for it: a permanent
+// error about one record is not a reason to end the job.
+const HandledMetaKey = "agentetl_errors_handled"
+
 var (
 	mu      sync.Mutex
 	enabled bool

@@ -29,7 +29,7 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the copy benchmark table")
 	reps := flag.Int("reps", 3, "repetitions of each side; the median is reported")
 	schemaBench := flag.String("schema-bench", "../shared/benchmarks/schema-matching", "schema-matching datasets with score.py")
-	only := flag.String("only", "", "comma-separated sections to run: copy,discovery,mapping (default all)")
+	only := flag.String("only", "", "comma-separated sections to run: copy,resolution,discovery,mapping (default all)")
 	flag.Parse()
 	dsn := os.Getenv("PG_DSN")
 	if dsn == "" {
@@ -46,6 +46,7 @@ func main() {
 		run  func() error
 	}{
 		{"copy", func() error { return copyBench(ctx, r, *bin, dsn, *rows, *reps) }},
+		{"resolution", func() error { return resolutionBench(ctx, r, *bin, dsn) }},
 		{"discovery", func() error { return discoveryBench(ctx, r, *bin, dsn) }},
 		{"mapping", func() error { return mappingBench(ctx, r, *bin, *schemaBench) }},
 	}
