@@ -218,7 +218,11 @@ func (o *postgresOutput) WriteBatch(ctx context.Context, batch service.MessageBa
 		rows[i] = obj
 	}
 	if err := w.Write(ctx, rows); err != nil {
-		if pgutil.IsPermanent(err) {
+		// A batch that comes through the error_resolution output is that
+		// wrapper's to resolve: it isolates the bad records and escalates
+		// what cannot be fixed, so a permanent error here does not stop
+		// the run.
+		if _, handled := batch[0].MetaGetMut(runctl.HandledMetaKey); pgutil.IsPermanent(err) && !handled {
 			runctl.Fail(err)
 		}
 		return err
