@@ -177,3 +177,63 @@ func TestAutomaticLoopReviewQueue(t *testing.T) {
 	require.Equal(t, 1, acts["resume_pipeline"])
 	require.GreaterOrEqual(t, acts["mapping.accepted"], 1, "the approval feeds the mapping history")
 }
+
+// TestAutomaticLoopReviewEdit: a reviewer corrects the proposed mapping
+// through the API — here adding a source for a target field the agent left
+// unmapped — and the edited mapping is applied, run and recorded.
+func TestAutomaticLoopReviewEdit(t *testing.T) {
+	db := testpg.NewSchema(t)
+	db.Exec(t, `CREATE TABLE orders (id bigint PRIMARY KEY, qty integer)`)
+	db.Exec(t, `INSERT INTO orders SELECT g, g % 7 FROM generate_series(1, 100) g`)
+	db.Exec(t, `CREATE TABLE order_copy (order_ref bigint PRIMARY KEY, quantity integer, qty_audit integer)`)
+
+	s := newSite(t, map[string]string{"PIPE_PG_DSN": db.DSN}, "--discovery-interval", "500ms")
+	s.start(t)
+	const id = "edit-orders"
+	s.mustCall(t, http.StatusCreated, "POST", "/api/v1/pipelines", map[string]any{
+		"id": id, "name": "orders edited in review", "type": "batch",
+		"source":      map[string]any{"type": "postgres", "table": db.Schema + ".orders", "connection": map[string]any{"dsn": "${PIPE_PG_DSN}"}},
+		"destination": map[string]any{"type": "postgres", "table": db.Schema + ".order_copy", "connection": map[string]any{"dsn": "${PIPE_PG_DSN}"}},
+	}, nil)
+	var list struct {
+		Reviews []struct {
+			ID string `json:"id"`
+		} `json:"reviews"`
+	}
+	require.Eventually(t, func() bool {
+		s.mustCall(t, http.StatusOK, "GET", "/api/v1/reviews?status=pending_review", nil, &list)
+		return len(list.Reviews) == 1
+	}, 15*time.Second, 100*time.Millisecond, "no review item was opened")
+	rid := list.Reviews[0].ID
+
+	edit := func(src, tgt string) map[string]any {
+		return map[string]any{"reviewer": "bob", "mappings": []map[string]any{
+			{"targetField": "order_ref", "sourceField": "id"},
+			{"targetField": tgt, "sourceField": src},
+		}}
+	}
+	s.mustCall(t, http.StatusBadRequest, "POST", "/api/v1/reviews/"+rid+"/edit", edit("nope", "qty_audit"), nil)
+	s.mustCall(t, http.StatusBadRequest, "POST", "/api/v1/reviews/"+rid+"/edit", edit("qty", "no_such_target"), nil)
+	s.mustCall(t, http.StatusBadRequest, "POST", "/api/v1/reviews/"+rid+"/edit", map[string]any{"mappings": []any{}}, nil)
+
+	var got struct {
+		Status         string `json:"status"`
+		AppliedVersion int    `json:"appliedVersion"`
+	}
+	s.mustCall(t, http.StatusOK, "POST", "/api/v1/reviews/"+rid+"/edit", edit("qty", "qty_audit"), &got)
+	require.Equal(t, "approved", got.Status)
+	require.Equal(t, 2, got.AppliedVersion)
+	var pv pipelineView
+	s.mustCall(t, http.StatusOK, "GET", "/api/v1/pipelines/"+id, nil, &pv)
+	require.Equal(t, "active", pv.State)
+	require.Contains(t, pv.YAML, `root."qty_audit" = this."qty"`)
+
+	var ex execution
+	s.mustCall(t, http.StatusAccepted, "POST", "/api/v1/pipelines/"+id+"/run", nil, &ex)
+	ex = s.waitExecution(t, ex.ID, 30*time.Second)
+	require.Equal(t, "succeeded", ex.Status, ex.Message)
+	require.EqualValues(t, 100, db.Int(t, `SELECT count(*) FROM order_copy o JOIN orders s ON s.id = o.order_ref WHERE o.qty_audit = s.qty`))
+	acts := actions(s.decisions(t, "pipelineId="+id+"&limit=1000"))
+	require.Equal(t, 1, acts["review_approved"])
+	require.GreaterOrEqual(t, acts["mapping.accepted"], 2, "the edited pairs feed the mapping history")
+}

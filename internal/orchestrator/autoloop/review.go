@@ -139,6 +139,26 @@ func (l *Loop) close(ctx context.Context, r Review, status, comment string) (Rev
 // accepted), records each pair as accepted in the mapping history and
 // resumes the pipeline. A review whose pipeline changed since is stale.
 func (l *Loop) Approve(ctx context.Context, id, reviewer, comment string) (Review, error) {
+	return l.Edit(ctx, id, reviewer, comment, nil)
+}
+
+// FieldEdit is a reviewer's correction of one target field: the source
+// field that feeds it, or no source at all (Source nil).
+type FieldEdit struct {
+	TargetField string  `json:"targetField"`
+	SourceField *string `json:"sourceField"`
+}
+
+// ErrInvalidEdit is returned when an edit names a field the review's schemas
+// do not have.
+var ErrInvalidEdit = errors.New("invalid review edit")
+
+// Edit applies a reviewer's corrections to the proposed mapping, then
+// approves it like Approve: the edited pairs are recorded as accepted with
+// the reviewer as their author, so they feed the mapping history. Field
+// names are checked against the review's schemas; the transformation of an
+// edited pair is regenerated from the field types, never taken from input.
+func (l *Loop) Edit(ctx context.Context, id, reviewer, comment string, edits []FieldEdit) (Review, error) {
 	l.reviewMu.Lock()
 	defer l.reviewMu.Unlock()
 	r, err := l.pending(ctx, id)
@@ -146,6 +166,14 @@ func (l *Loop) Approve(ctx context.Context, id, reviewer, comment string) (Revie
 		return r, err
 	}
 	reviewer = firstNonEmpty(reviewer, "reviewer")
+	if len(edits) > 0 {
+		if r.Document == nil {
+			return r, fmt.Errorf("review %s has no mapping to edit: %w", r.ID, ErrInvalidEdit)
+		}
+		if err := applyEdits(r.Document, edits); err != nil {
+			return r, err
+		}
+	}
 	if r.Document != nil {
 		pv, err := l.o.Store.GetPipelineConfig(ctx, r.PipelineID, 0)
 		if err != nil {
@@ -218,6 +246,40 @@ func (l *Loop) Reject(ctx context.Context, id, reviewer, comment string) (Review
 		PipelineID: r.PipelineID, Action: "review_rejected", Confidence: 1, Outcome: ReviewRejected,
 		Reasoning: fmt.Sprintf("%s rejected review %s%s; the pipeline stays paused until it is fixed and resumed", reviewer, r.ID, commentNote(comment))})
 	return r, nil
+}
+
+func applyEdits(doc *mapping.Document, edits []FieldEdit) error {
+	sources := map[string]bool{}
+	for _, f := range doc.Source.Fields {
+		sources[f.Name] = true
+	}
+	for _, e := range edits {
+		idx := -1
+		for i, m := range doc.Mappings {
+			if m.TargetField == e.TargetField {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("target field %q is not in the review's target schema: %w", e.TargetField, ErrInvalidEdit)
+		}
+		m := &doc.Mappings[idx]
+		if e.SourceField == nil {
+			m.SourceField, m.Status, m.Confidence = nil, mapping.StatusUnmapped, 0
+			m.Transformation, m.MappingType = "", ""
+			m.Reasoning = "A reviewer left this target field without a source."
+			continue
+		}
+		if !sources[*e.SourceField] {
+			return fmt.Errorf("source field %q is not in the review's source schema: %w", *e.SourceField, ErrInvalidEdit)
+		}
+		m.SourceField = mapping.Sources{*e.SourceField}
+		m.Status, m.Confidence, m.MappingType = mapping.StatusAccepted, 1, mapping.TypeDirect
+		m.Transformation, m.BestCandidate, m.Signals = "", nil, nil
+		m.Reasoning = fmt.Sprintf("A reviewer chose %q to feed %q.", *e.SourceField, e.TargetField)
+	}
+	return nil
 }
 
 func commentNote(c string) string {

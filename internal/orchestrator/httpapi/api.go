@@ -61,6 +61,7 @@ type ReviewService interface {
 	Reviews(ctx context.Context, status string) ([]autoloop.Review, error)
 	Approve(ctx context.Context, id, reviewer, comment string) (autoloop.Review, error)
 	Reject(ctx context.Context, id, reviewer, comment string) (autoloop.Review, error)
+	Edit(ctx context.Context, id, reviewer, comment string, edits []autoloop.FieldEdit) (autoloop.Review, error)
 }
 
 type server struct {
@@ -143,6 +144,7 @@ func build(c Config) (http.Handler, *server, error) {
 	route("GET /api/v1/reviews", s.listReviews, true)
 	route("POST /api/v1/reviews/{id}/approve", s.approveReview, true)
 	route("POST /api/v1/reviews/{id}/reject", s.rejectReview, true)
+	route("POST /api/v1/reviews/{id}/edit", s.editReview, true)
 
 	// Everything else under /api/ is a JSON 404 (after auth, so the API's
 	// shape is not probeable without a token).
@@ -894,6 +896,46 @@ func (s *server) approveReview(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) rejectReview(w http.ResponseWriter, r *http.Request) error {
 	return s.answerReview(w, r, false)
+}
+
+// editReview corrects some pairs of the proposed mapping and approves it.
+func (s *server) editReview(w http.ResponseWriter, r *http.Request) error {
+	rs, err := s.reviews()
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Reviewer string               `json:"reviewer"`
+		Comment  string               `json:"comment"`
+		Mappings []autoloop.FieldEdit `json:"mappings"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	if len(body.Reviewer) > 200 || len(body.Comment) > 4000 {
+		return apiErr(http.StatusBadRequest, "invalid_body", "reviewer is limited to 200 bytes and comment to 4000")
+	}
+	if len(body.Mappings) == 0 {
+		return apiErr(http.StatusBadRequest, "invalid_body", "mappings: give at least one {targetField, sourceField} edit")
+	}
+	for i, m := range body.Mappings {
+		if m.TargetField == "" {
+			return apiErr(http.StatusBadRequest, "invalid_body", "mappings[%d].targetField is required", i)
+		}
+	}
+	rv, err := rs.Edit(r.Context(), r.PathValue("id"), body.Reviewer, body.Comment, body.Mappings)
+	switch {
+	case errors.Is(err, autoloop.ErrReviewNotFound):
+		return apiErr(http.StatusNotFound, "not_found", "%s", err.Error())
+	case errors.Is(err, autoloop.ErrInvalidEdit):
+		return apiErr(http.StatusBadRequest, "invalid_edit", "%s", err.Error())
+	case errors.Is(err, autoloop.ErrReviewClosed), errors.Is(err, autoloop.ErrReviewStale):
+		return apiErr(http.StatusConflict, "conflict", "%s", err.Error())
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, rv)
+	return nil
 }
 
 func (s *server) answerReview(w http.ResponseWriter, r *http.Request, approve bool) error {
