@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/agentetl/agentetl/internal/model"
+	"github.com/agentetl/agentetl/internal/textsim"
 )
 
 // DiffOptions tune change detection.
@@ -294,7 +295,7 @@ func NameSimilarity(a, b string) float64 {
 	ca, cb := strings.Join(nameTokens(a), ""), strings.Join(nameTokens(b), "")
 	best := 0.0
 	if ca != "" && cb != "" {
-		d := levenshtein([]rune(ca), []rune(cb))
+		d := textsim.Levenshtein([]rune(ca), []rune(cb))
 		best = 1 - float64(d)/math.Max(float64(len([]rune(ca))), float64(len([]rune(cb))))
 		if len(ca) >= 3 && len(cb) >= 3 && (strings.Contains(ca, cb) || strings.Contains(cb, ca)) {
 			best = math.Max(best, 0.8)
@@ -318,26 +319,6 @@ func NameSimilarity(a, b string) float64 {
 		best = math.Max(best, float64(both)/float64(len(set)))
 	}
 	return math.Max(0, math.Min(1, best))
-}
-
-func levenshtein(a, b []rune) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // ProfileSimilarity scores two column profiles in [0,1]: null fraction,

@@ -74,9 +74,11 @@ func (c *pgConnector) Close() error {
 
 const pgRelationsSQL = `
 SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.reltuples::float8, c.relpages::int8,
-       CASE WHEN c.relkind IN ('r','m') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END,
+       -- Both functions return NULL for a relation dropped while this
+       -- query runs (the catalog snapshot still lists it).
+       coalesce(CASE WHEN c.relkind IN ('r','m') THEN pg_catalog.pg_relation_size(c.oid) ELSE 0 END, 0),
        coalesce(d.description, ''),
-       pg_catalog.has_table_privilege(c.oid, 'SELECT')
+       coalesce(pg_catalog.has_table_privilege(c.oid, 'SELECT'), false)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_description d
