@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,14 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/bus"
+	"github.com/agentetl/agentetl/internal/testutil"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 type collector struct {
 	mu  sync.Mutex
@@ -77,7 +70,7 @@ func TestEmbeddedPublishSubscribeAndDuplicateDrop(t *testing.T) {
 // twice: the stream is on disk, publishers retry, and the consumer is durable
 // and idempotent by event id.
 func TestServerRestartLosesAndDuplicatesNothing(t *testing.T) {
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), testutil.FreePort(t)
 	srv, err := bus.StartEmbedded(dir, port)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentetl/agentetl/internal/testutil"
 	_ "github.com/agentetl/agentetl/plugins/kafka"
 )
 
@@ -394,28 +394,11 @@ kafka:
 	require.NoError(t, s.StopWithin(5*time.Second))
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUnknownBrokerIsRetriedWithClearError: with no broker at the address,
 // the input logs a classified connection error naming the address and keeps
 // retrying instead of exiting.
 func TestUnknownBrokerIsRetriedWithClearError(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.Buffer
 	b := service.NewStreamBuilder()
 	require.NoError(t, b.AddInputYAML(inputYAML([]string{"127.0.0.1:1"}, "nobody", "")))
 	require.NoError(t, b.AddConsumerFunc(func(context.Context, *service.Message) error { return nil }))

@@ -1,7 +1,6 @@
 package prometheus_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentetl/agentetl/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
@@ -75,27 +75,9 @@ func agentetlBinary(t *testing.T) string {
 	return binPath
 }
 
-// syncBuffer collects process output written concurrently by os/exec.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // agentetlProc is a running agentetl process.
 type agentetlProc struct {
-	out  syncBuffer
+	out  testutil.Buffer
 	done chan struct{} // closed once the process has exited
 }
 
@@ -183,7 +165,7 @@ func TestProcessListMetrics(t *testing.T) {
 func TestProcessRunMode(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cfg := writeFile(t, dir, "cfg.yaml", fmt.Sprintf(`
 http:
   address: 127.0.0.1:%d
@@ -219,7 +201,7 @@ output:
 func TestProcessStreamsMode(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	obs := writeFile(t, dir, "observability.yaml", fmt.Sprintf(`
 http:
   address: 127.0.0.1:%d

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,20 +23,9 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/agentetl/agentetl/internal/testutil"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
 )
-
-// freePort returns a TCP port that was free a moment ago. Benthos binds its
-// own HTTP server from config, so the listener has to be closed first; the
-// race window is tiny and acceptable for tests.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
 
 // parseExposition parses a text exposition with legacy (strict) name
 // validation, which proves that every exposed name is legal for classic
@@ -121,7 +109,7 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 // TestStreamMetricsEndpoint runs a real stream with the exporter configured
 // through YAML and scrapes the Benthos HTTP server while the stream runs.
 func TestStreamMetricsEndpoint(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 
 	// The sequence keeps the stream alive after the ten generated messages:
 	// the second generator deletes everything it produces, so the counters

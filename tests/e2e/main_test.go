@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/metastore"
+	"github.com/agentetl/agentetl/internal/testutil"
 )
 
 var (
@@ -99,31 +98,12 @@ func exampleConfig() string {
 	return filepath.Join(moduleRoot, "configs", "examples", "postgres-to-postgres.yaml")
 }
 
-// lockedBuffer collects a child's output; it is written by exec's copying
-// goroutine and may be read by the test at any time.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is one running agentetl process.
 type proc struct {
 	cmd     *exec.Cmd
 	ctx     context.Context
-	stdout  lockedBuffer
-	stderr  lockedBuffer
+	stdout  testutil.Buffer
+	stderr  testutil.Buffer
 	started time.Time
 	done    chan struct{}
 	elapsed time.Duration

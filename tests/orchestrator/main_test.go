@@ -11,18 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agentetl/agentetl/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -94,31 +93,6 @@ func moduleRoot() (string, error) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // site is one orchestrator installation: a data directory and ports that
 // stay the same across restarts of the process.
 type site struct {
@@ -135,13 +109,13 @@ type site struct {
 
 type orchProc struct {
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  testutil.Buffer
 	done chan struct{}
 }
 
 func newSite(t *testing.T, env map[string]string, extra ...string) *site {
 	t.Helper()
-	s := &site{dir: t.TempDir(), apiPort: freePort(t), busPort: freePort(t), env: env, extra: extra,
+	s := &site{dir: t.TempDir(), apiPort: testutil.FreePort(t), busPort: testutil.FreePort(t), env: env, extra: extra,
 		httpc: &http.Client{Timeout: 30 * time.Second}, apiToken: token}
 	s.baseURL = fmt.Sprintf("http://127.0.0.1:%d", s.apiPort)
 	t.Cleanup(func() {
