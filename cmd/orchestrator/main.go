@@ -200,6 +200,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	// Engine: external URL, or a supervised child.
+	engineDir, err := filepath.Abs(filepath.Join(cfg.dataDir, "engine"))
+	if err != nil {
+		return err
+	}
 	var (
 		sup      *engine.Supervisor
 		fixed    *engine.Client
@@ -219,7 +223,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		checkEnv = true
 		sup, err = engine.NewSupervisor(engine.SupervisorConfig{
-			Binary: bin, Dir: filepath.Join(cfg.dataDir, "engine"), Logger: log,
+			Binary: bin, Dir: engineDir, Logger: log,
 			Env: []string{
 				orchestrator.EnvStoreDSN + "=" + engineStoreDSN(cfg.store),
 				orchestrator.EnvBusURL + "=" + busURL,
@@ -254,6 +258,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	mgr, err = orchestrator.NewManager(orchestrator.Options{
 		Store: store, Engine: engineFn, ConfigsDir: cfg.configsDir, Decisions: coord, Bus: b, Observer: metrics,
 		Logger: log, CheckEnv: checkEnv, PollInterval: cfg.pollEvery, ReconcileInterval: cfg.reconcileEvery,
+		EngineEnv: map[string]string{orchestrator.EnvStoreDSN: engineStoreDSN(cfg.store), orchestrator.EnvBusURL: busURL},
+		EngineDir: engineDir,
 	})
 	if err != nil {
 		return err

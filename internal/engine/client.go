@@ -339,6 +339,7 @@ func ParseStats(body []byte) (Stats, error) {
 		return Stats{}, fmt.Errorf("engine: decode stats: %w", err)
 	}
 	st := Stats{Raw: map[string]int64{}}
+	var outputDead int64
 	for k, v := range raw {
 		var n int64
 		if json.Unmarshal(v, &n) != nil {
@@ -365,6 +366,14 @@ func ParseStats(body []byte) (Stats, error) {
 			case strings.Contains(labels, `label="destination"`) || strings.Contains(labels, `path="root.output"`):
 				st.RowsOut += n
 			}
+		case "error_resolution_dead_letters":
+			// Records the error_resolution agent stored as dead letters:
+			// those set aside by the output wrapper were acknowledged, so
+			// the root output counted them as sent; they are not rows out.
+			st.DeadLetter += n
+			if strings.Contains(labels, `path="root.output"`) {
+				outputDead += n
+			}
 		case "output_error":
 			st.OutputErrors += n
 		case "processor_error":
@@ -373,5 +382,6 @@ func ParseStats(body []byte) (Stats, error) {
 			st.ConnectionFailures += n
 		}
 	}
+	st.RowsOut -= outputDead
 	return st, nil
 }

@@ -268,3 +268,21 @@ func TestParseStatsDeadLetterSwitch(t *testing.T) {
 	require.EqualValues(t, 3, st.DeadLetter)
 	require.EqualValues(t, 3, st.ProcessorErrors)
 }
+
+// TestParseStatsErrorResolution uses the keys a real engine reports for a
+// pipeline with the error_resolution processor and output (captured from
+// agentetl streams): dead letters of both count, and those of the output
+// are not rows out although the root output acknowledged them.
+func TestParseStatsErrorResolution(t *testing.T) {
+	st, err := ParseStats([]byte(`{
+		"input_received{label=\"\",path=\"root.input\",stream=\"s1\"}": 10,
+		"error_resolution_dead_letters{category=\"poison\",label=\"\",path=\"root.pipeline.processors.0\",stream=\"s1\"}": 2,
+		"error_resolution_dead_letters{category=\"constraint\",label=\"destination\",path=\"root.output\",stream=\"s1\"}": 3,
+		"output_sent{label=\"\",path=\"root.output.error_resolution.output\",stream=\"s1\"}": 5,
+		"output_sent{label=\"destination\",path=\"root.output\",stream=\"s1\"}": 8,
+		"uptime_ns": 12}`))
+	require.NoError(t, err)
+	require.EqualValues(t, 10, st.RowsIn)
+	require.EqualValues(t, 5, st.RowsOut)
+	require.EqualValues(t, 5, st.DeadLetter)
+}

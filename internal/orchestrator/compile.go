@@ -29,6 +29,7 @@ const (
 	labelSource      = "source"
 	labelDestination = "destination"
 	labelDeadLetter  = "dead_letter"
+	labelResolve     = "resolve"
 )
 
 // userBloblang is the environment user-supplied Bloblang is checked
@@ -92,6 +93,16 @@ func Compile(pc model.PipelineConfig) (Compiled, error) {
 		return Compiled{}, err
 	}
 	if len(procs) > 0 {
+		if dl, ok := resolvedDeadLetter(pc); ok {
+			// Failed transformations are resolved per record: the record
+			// goes to the dead letter with its error instead of on.
+			procs = []map[string]any{{"label": labelResolve, "error_resolution": map[string]any{
+				"pipeline_id": pc.ID,
+				"store":       "${" + EnvStoreDSN + "}",
+				"dead_letter": dl,
+				"processors":  procs,
+			}}}
+		}
 		sc.Pipeline = &pipelineC{Processors: procs}
 	}
 	if sc.Output, err = destinationComponent(pc); err != nil {
@@ -192,6 +203,22 @@ func destinationComponent(pc model.PipelineConfig) (component, error) {
 	dl := pc.ErrorHandling.DeadLetter
 	if dl == "" {
 		return main, nil
+	}
+	if dlBody, ok := resolvedDeadLetter(pc); ok {
+		main.label = ""
+		body := map[string]any{
+			"pipeline_id": pc.ID,
+			"store":       "${" + EnvStoreDSN + "}",
+			"output":      main,
+			"dead_letter": dlBody,
+		}
+		if pc.Destination.Type == ConnPostgres {
+			body["destination"] = map[string]any{"dsn": c["dsn"], "table": pc.Destination.Table}
+		}
+		if n := pc.ErrorHandling.MaxRetries; n > 0 {
+			body["retry"] = map[string]any{"max_attempts": n + 1}
+		}
+		return component{label: labelDestination, typ: "error_resolution", body: body}, nil
 	}
 	// Records a processor failed go to the dead-letter subject with the
 	// error as metadata; everything else goes to the destination.
@@ -362,4 +389,17 @@ func plainName(path, s string) error {
 		}
 	}
 	return nil
+}
+
+// resolvedDeadLetter returns the error_resolution dead_letter block for a
+// table: or file: dead letter, and false for a bus subject.
+func resolvedDeadLetter(pc model.PipelineConfig) (map[string]any, bool) {
+	kind, v := DeadLetterKind(pc.ErrorHandling.DeadLetter)
+	switch kind {
+	case "table":
+		return map[string]any{"postgres": map[string]any{"dsn": pc.Destination.Connection["dsn"], "table": v}}, true
+	case "file":
+		return map[string]any{"file": map[string]any{"path": v}}, true
+	}
+	return nil, false
 }

@@ -130,6 +130,12 @@ type Options struct {
 	// inherits our environment); an external engine has its own.
 	CheckEnv  bool
 	LookupEnv func(string) (string, bool)
+	// EngineEnv holds the variables the orchestrator sets for a spawned
+	// engine (the store DSN, the bus URL); EngineDir is its working
+	// directory. Work the orchestrator does in process on a pipeline's
+	// behalf, a dead-letter replay, resolves the config with them.
+	EngineEnv map[string]string
+	EngineDir string
 	// PollInterval is how often running executions read engine stats.
 	PollInterval time.Duration
 	// ReconcileInterval is how often the engine is compared with the

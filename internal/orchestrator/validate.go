@@ -12,6 +12,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/agentetl/agentetl/internal/model"
+	"github.com/agentetl/agentetl/internal/pgutil"
 	"github.com/agentetl/agentetl/internal/redact"
 )
 
@@ -133,8 +134,10 @@ func Validate(pc model.PipelineConfig) []FieldError {
 	if pc.ErrorHandling.MaxRetries < 0 || pc.ErrorHandling.MaxRetries > 1000 {
 		add("errorHandling.maxRetries", "must be between 0 and 1000")
 	}
-	if dl := pc.ErrorHandling.DeadLetter; dl != "" && !subjectPat.MatchString(dl) {
-		add("errorHandling.deadLetter", "must be a bus subject such as agentetl.deadletter.orders (letters, digits, '-', '_' separated by dots)")
+	if dl := pc.ErrorHandling.DeadLetter; dl != "" {
+		if msg := checkDeadLetter(pc, dl); msg != "" {
+			add("errorHandling.deadLetter", "%s", msg)
+		}
 	}
 	checkText(&errs, "metadata.owner", pc.Metadata.Owner, 200)
 	checkText(&errs, "metadata.description", pc.Metadata.Description, 4000)
@@ -350,4 +353,56 @@ func EnvRefs(pc model.PipelineConfig) []EnvRef {
 type EnvRef struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
+}
+
+// Dead-letter destinations. A plain value is a bus subject: records a
+// processor fails go there, with the error in a header. "table:" and
+// "file:" put the error_resolution agent in front of the destination: it
+// resolves processor and write failures and stores each unresolvable
+// record, with its category and fingerprint, in a table of the destination
+// database or a JSON Lines file, from where it can be replayed.
+const (
+	DeadLetterTable = "table:"
+	DeadLetterFile  = "file:"
+)
+
+// DeadLetterKind splits errorHandling.deadLetter into its kind ("subject",
+// "table" or "file") and value.
+func DeadLetterKind(dl string) (kind, value string) {
+	switch {
+	case strings.HasPrefix(dl, DeadLetterTable):
+		return "table", strings.TrimPrefix(dl, DeadLetterTable)
+	case strings.HasPrefix(dl, DeadLetterFile):
+		return "file", strings.TrimPrefix(dl, DeadLetterFile)
+	}
+	return "subject", dl
+}
+
+func checkDeadLetter(pc model.PipelineConfig, dl string) string {
+	kind, v := DeadLetterKind(dl)
+	switch kind {
+	case "table":
+		if pc.Destination.Type != ConnPostgres {
+			return "table: dead letters are stored in the destination database, so they need a postgres destination (use file:<path> otherwise)"
+		}
+		if _, err := pgutil.ParseIdent(v); err != nil {
+			return fmt.Sprintf("table: must name a table such as table:public.orders_dead_letters: %v", err)
+		}
+	case "file":
+		switch {
+		case strings.TrimSpace(v) == "":
+			return "file: needs a path, such as file:./data/orders-dead-letters.jsonl"
+		case len(v) > 1024:
+			return "file: path is longer than 1024 bytes"
+		case strings.Contains(v, "${"):
+			return "file: path must not contain \"${\""
+		case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+			return "file: path contains control characters"
+		}
+	default:
+		if !subjectPat.MatchString(v) {
+			return "must be a bus subject such as agentetl.deadletter.orders (letters, digits, '-', '_' separated by dots), table:<schema.table> or file:<path>"
+		}
+	}
+	return ""
 }

@@ -20,11 +20,17 @@ import (
 // letter (with its own id) while the old one is marked replayed.
 const MetaDeadLetterID = "dead_letter_id"
 
+// metaReplayStage marks replayed records that skip the processors.
+const metaReplayStage = "dead_letter_stage"
+
 // ReplayOptions configures ReplayDeadLetters.
 type ReplayOptions struct {
 	// Store is the metadata store: it records the replay and, when
 	// ConfigYAML is empty, holds the pipeline's config (PipelineID).
 	Store string
+	// StoreHandle is an already open metadata store, used instead of
+	// opening Store (the orchestrator replays with its own).
+	StoreHandle metastore.Store
 	// DLQ is the dead-letter store: a postgres:// DSN (with DLQTable) or a
 	// JSON Lines file.
 	DLQ, DLQTable string
@@ -49,8 +55,8 @@ type ReplayResult struct {
 // record already marked is never sent again, so replaying twice does not
 // duplicate rows.
 func ReplayDeadLetters(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
-	var st metastore.Store
-	if o.Store != "" {
+	st := o.StoreHandle
+	if st == nil && o.Store != "" {
 		var err error
 		if st, err = metastore.Open(ctx, o.Store); err != nil {
 			return ReplayResult{}, fmt.Errorf("open store: %s", redact.String(err.Error()))
@@ -83,6 +89,22 @@ func ReplayDeadLetters(ctx context.Context, o ReplayOptions) (ReplayResult, erro
 	// added below. (Without any input the builder would add a default
 	// one that never connects.)
 	doc["input"] = map[string]any{"generate": map[string]any{"count": 1, "interval": "", "mapping": "root = deleted()"}}
+	// A record the output set aside was already processed: its payload is
+	// what the output was given, so it must not run through the
+	// processors again. Such records are told apart by the component that
+	// stored them, the output's label, and skip the processors.
+	outputLabel := ""
+	if out, ok := doc["output"].(map[string]any); ok {
+		outputLabel, _ = out["label"].(string)
+	}
+	if pl, ok := doc["pipeline"].(map[string]any); ok && outputLabel != "" {
+		if procs, ok := pl["processors"].([]any); ok && len(procs) > 0 {
+			pl["processors"] = []any{map[string]any{"switch": []any{
+				map[string]any{"check": `@` + metaReplayStage + ` == "output"`, "processors": []any{map[string]any{"noop": map[string]any{}}}},
+				map[string]any{"processors": procs},
+			}}}
+		}
+	}
 	delete(doc, "input_resources")
 	delete(doc, "tests")
 	doc["http"] = map[string]any{"enabled": false}
@@ -128,6 +150,9 @@ func ReplayDeadLetters(ctx context.Context, o ReplayOptions) (ReplayResult, erro
 					m.MetaSetMut(k, v)
 				}
 				m.MetaSetMut(MetaDeadLetterID, d.ID)
+				if outputLabel != "" && d.Component == outputLabel {
+					m.MetaSetMut(metaReplayStage, "output")
+				}
 				batch[i] = m
 			}
 			select {
@@ -138,7 +163,12 @@ func ReplayDeadLetters(ctx context.Context, o ReplayOptions) (ReplayResult, erro
 			return produce(ctx, batch)
 		})
 	if st != nil && n > 0 {
-		reason := fmt.Sprintf("replayed %d dead letters from %s", n, redact.DSN(o.DLQ))
+		from := "file " + o.DLQ
+		if o.DLQTable != "" {
+			// The table, not the DSN: a reasoning is shown to everyone.
+			from = "table " + o.DLQTable
+		}
+		reason := fmt.Sprintf("replayed %d dead letters from %s", n, from)
 		if o.Fingerprint != "" {
 			reason += " with fingerprint " + o.Fingerprint
 		}

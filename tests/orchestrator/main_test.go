@@ -322,6 +322,7 @@ type execution struct {
 	RowsIn     int64      `json:"rowsIn"`
 	RowsOut    int64      `json:"rowsOut"`
 	Errors     int64      `json:"errors"`
+	DeadLetter int64      `json:"deadLetter"`
 	FinishedAt *time.Time `json:"finishedAt"`
 	StartedAt  time.Time  `json:"startedAt"`
 	Message    string     `json:"message"`

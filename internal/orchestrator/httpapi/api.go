@@ -121,6 +121,7 @@ func build(c Config) (http.Handler, *server, error) {
 	route("POST /api/v1/pipelines/{id}/resume", s.resumePipeline, true)
 	route("POST /api/v1/pipelines/{id}/coordinate", s.coordinate, true)
 	route("GET /api/v1/pipelines/{id}/executions", s.pipelineExecutions, true)
+	route("POST /api/v1/pipelines/{id}/replay", s.replayDeadLetters, true)
 
 	route("GET /api/v1/executions", s.listExecutions, true)
 	route("GET /api/v1/executions/{id}", s.getExecution, true)
@@ -535,6 +536,42 @@ func (s *server) runPipeline(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/api/v1/executions/"+ex.ID)
 	writeJSON(w, http.StatusAccepted, ex)
+	return nil
+}
+
+// replayDeadLetters re-sends a pipeline's pending dead letters (of one
+// fingerprint, when given) through its current config.
+func (s *server) replayDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Fingerprint string `json:"fingerprint"`
+		Limit       int    `json:"limit"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	if len(body.Fingerprint) > 128 {
+		return apiErr(http.StatusBadRequest, "invalid_request", "fingerprint is longer than 128 characters")
+	}
+	if body.Limit < 0 {
+		return apiErr(http.StatusBadRequest, "invalid_request", "limit must not be negative")
+	}
+	id := r.PathValue("id")
+	start := time.Now()
+	n, err := s.Manager.ReplayDeadLetters(r.Context(), id, body.Fingerprint, body.Limit)
+	if err != nil {
+		if errors.Is(err, orchestrator.ErrNoDeadLetter) {
+			return apiErr(http.StatusConflict, "no_dead_letter", "%s", err.Error())
+		}
+		if !errors.Is(err, orchestrator.ErrNotFound) {
+			return apiErr(http.StatusBadGateway, "replay_failed", "%s (%d replayed before the failure)", redact.String(err.Error()), n)
+		}
+		return err
+	}
+	s.log.Info("dead letters replayed", "pipeline", id, "fingerprint", body.Fingerprint, "replayed", n)
+	writeJSON(w, http.StatusOK, map[string]any{"pipelineId": id, "fingerprint": body.Fingerprint, "replayed": n,
+		"durationMs": time.Since(start).Milliseconds()})
 	return nil
 }
 
