@@ -50,9 +50,10 @@ lint-configs: build
 test-configs: build
 	./bin/agentetl test -e configs/lint.env ./configs/... ./resources/...
 
+# One report, every figure beside its baseline of the same run: markdown on
+# stdout and in bench/results.md. One section: go run ./bench/cmd/bench -only api
 bench: build
-	$(GO) run ./bench/cmd/bench -bin ./bin/agentetl -out bench/results.md
-	$(GO) run ./bench/cmd/apibench -orchestrator ./bin/orchestrator -bin ./bin/agentetl -out bench/orchestrator.md
+	$(GO) run ./bench/cmd/bench -bin ./bin/agentetl -orchestrator ./bin/orchestrator -out bench/results.md
 
 clean:
 	rm -rf bin data

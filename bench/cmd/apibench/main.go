@@ -163,6 +163,9 @@ func run(orchBin, engBin string, n, clients, each int, out string, maxP99 time.D
 		n, created.Round(time.Millisecond), clients, each, runtime.NumCPU())
 	fmt.Fprintf(&md, "| p50 | p95 | p99 | max |\n|---|---|---|---|\n| %s | %s | %s | %s |\n",
 		ms(pct(0.50)), ms(pct(0.95)), ms(pct(0.99)), ms(lat[len(lat)-1]))
+	// Read by bench/cmd/bench into its summary table.
+	fmt.Fprintf(&md, "\n<!-- summary: API GET /api/v1/pipelines p99, %d pipelines, %d clients | %s | - | - | < 50 ms | %t -->\n",
+		n, clients, ms(pct(0.99)), pct(0.99) < 50*time.Millisecond)
 	fmt.Print(md.String())
 	if out != "" {
 		if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {

@@ -25,11 +25,12 @@ import (
 
 func main() {
 	bin := flag.String("bin", "./bin/agentetl", "agentetl binary")
+	orch := flag.String("orchestrator", "./bin/orchestrator", "orchestrator binary (API and UI benchmarks)")
 	out := flag.String("out", "bench/results.md", "markdown report path")
 	rows := flag.Int("rows", 1_000_000, "rows in the copy benchmark table")
 	reps := flag.Int("reps", 3, "repetitions of each side; the median is reported")
 	schemaBench := flag.String("schema-bench", "../shared/benchmarks/schema-matching", "schema-matching datasets with score.py")
-	only := flag.String("only", "", "comma-separated sections to run: copy,resolution,discovery,mapping (default all)")
+	only := flag.String("only", "", "comma-separated sections to run: copy,resolution,discovery,mapping,api (default all)")
 	flag.Parse()
 	dsn := os.Getenv("PG_DSN")
 	if dsn == "" {
@@ -49,6 +50,7 @@ func main() {
 		{"resolution", func() error { return resolutionBench(ctx, r, *bin, dsn) }},
 		{"discovery", func() error { return discoveryBench(ctx, r, *bin, dsn) }},
 		{"mapping", func() error { return mappingBench(ctx, r, *bin, *schemaBench) }},
+		{"api", func() error { return commandBench(ctx, r, "./bench/cmd/apibench", "-orchestrator", *orch, "-bin", *bin) }},
 	}
 	for _, s := range sections {
 		if !want(s.name) {
@@ -69,9 +71,14 @@ func main() {
 	}
 }
 
-type report struct{ b strings.Builder }
+type report struct {
+	head, b strings.Builder
+	rows    []summaryRow
+}
 
-func (r *report) String() string { return r.b.String() }
+// String is the report: the machine, the summary table, then each
+// section's details.
+func (r *report) String() string { return r.head.String() + r.summaryTable() + r.b.String() }
 
 func (r *report) header() {
 	host, _ := os.Hostname()
@@ -84,8 +91,8 @@ func (r *report) header() {
 			}
 		}
 	}
-	fmt.Fprintf(&r.b, "# agentetl benchmark report\n\n")
-	fmt.Fprintf(&r.b, "Run %s on %s: %d CPUs (%s), %s, Go %s.\n\n",
+	fmt.Fprintf(&r.head, "# agentetl benchmark report\n\n")
+	fmt.Fprintf(&r.head, "Run %s on %s: %d CPUs (%s), %s, Go %s.\n\n",
 		time.Now().UTC().Format(time.RFC3339), host, runtime.NumCPU(), cpu, memTotal(), runtime.Version())
 }
 
@@ -165,7 +172,23 @@ func copyBench(ctx context.Context, r *report, bin, dsn string, rows, reps int) 
 	}
 	defer os.RemoveAll(tmp)
 
-	var base, ours []time.Duration
+	// pgloader, when installed, is the second baseline: a dedicated
+	// loader doing the same copy (data only, into the existing table).
+	pgloader, _ := exec.LookPath("pgloader")
+	var pglFile string
+	if pgloader != "" {
+		pglFile = filepath.Join(tmp, "copy.load")
+		u := pgloaderURL(dsn)
+		load := "LOAD DATABASE FROM " + u + " INTO " + u + "\n" +
+			"  WITH data only, truncate, workers = 2, concurrency = 1\n" +
+			"  INCLUDING ONLY TABLE NAMES MATCHING 'src' IN SCHEMA 'agentetl_bench'\n" +
+			"  ALTER TABLE NAMES MATCHING 'src' IN SCHEMA 'agentetl_bench' RENAME TO 'dst';\n"
+		if err := os.WriteFile(pglFile, []byte(load), 0o600); err != nil {
+			return err
+		}
+	}
+
+	var base, ours, pgl []time.Duration
 	var peak int64
 	for i := 0; i < reps; i++ {
 		if err := truncate(); err != nil {
@@ -199,6 +222,19 @@ func copyBench(ctx context.Context, r *report, bin, dsn string, rows, reps int) 
 		if err := checkCopy(ctx, conn, int64(rows)); err != nil {
 			return fmt.Errorf("agentetl: %w", err)
 		}
+		if pgloader != "" {
+			if err := truncate(); err != nil {
+				return err
+			}
+			d, _, err := run(exec.Command(pgloader, "--no-ssl-cert-verification", "--quiet", pglFile))
+			if err != nil {
+				return err
+			}
+			pgl = append(pgl, d)
+			if err := checkCopy(ctx, conn, int64(rows)); err != nil {
+				return fmt.Errorf("pgloader: %w", err)
+			}
+		}
 		slog.Info("copy repetition", "i", i, "copy_pipe", base[i], "agentetl", d, "rss_mb", rss>>20)
 	}
 	b, o := median(base), median(ours)
@@ -212,8 +248,23 @@ func copyBench(ctx context.Context, r *report, bin, dsn string, rows, reps int) 
 	fmt.Fprintf(&r.b, "`psql -c \"COPY src TO STDOUT (FORMAT binary)\" | psql -c \"COPY dst FROM STDIN (FORMAT binary)\"`, median of %d alternating runs, target verified by count and checksum after each.\n\n", reps)
 	fmt.Fprintf(&r.b, "| side | median time | rows/s | peak RSS |\n|---|---|---|---|\n")
 	fmt.Fprintf(&r.b, "| binary COPY pipe (baseline) | %.2f s | %.0f | - |\n", b.Seconds(), float64(rows)/b.Seconds())
+	if len(pgl) > 0 {
+		p := median(pgl)
+		fmt.Fprintf(&r.b, "| pgloader (data only, 2 workers) | %.2f s | %.0f | - |\n", p.Seconds(), float64(rows)/p.Seconds())
+	}
 	fmt.Fprintf(&r.b, "| agentetl | %.2f s | %.0f | %d MB |\n\n", o.Seconds(), float64(rows)/o.Seconds(), peak>>20)
 	fmt.Fprintf(&r.b, "Ratio (COPY pipe time / agentetl time): **%.2f** (target >= 0.40; peak RSS target < 300 MB): %s.\n\n", ratio, verdict)
+	r.sum(summaryRow{Figure: fmt.Sprintf("Postgres → Postgres copy, %d rows (rows/s)", rows), Ours: fmt.Sprintf("%.0f/s (%.2f s)", float64(rows)/o.Seconds(), o.Seconds()),
+		Baseline: fmt.Sprintf("binary COPY pipe %.2f s", b.Seconds()), Ratio: fmt.Sprintf("%.2f", ratio), Target: ">= 0.40", Met: ratio >= 0.4})
+	r.sum(summaryRow{Figure: "copy peak RSS", Ours: fmt.Sprintf("%d MB", peak>>20), Baseline: "-", Ratio: "-", Target: "< 300 MB", Met: peak < 300<<20})
+	if len(pgl) > 0 {
+		p := median(pgl)
+		fmt.Fprintf(&r.b, "Against pgloader %s: pgloader time / agentetl time **%.2f**.\n\n", pgloaderVersion(pgloader), p.Seconds()/o.Seconds())
+		r.sum(summaryRow{Figure: "Postgres → Postgres copy vs pgloader", Ours: fmt.Sprintf("%.2f s", o.Seconds()),
+			Baseline: fmt.Sprintf("pgloader %.2f s", p.Seconds()), Ratio: fmt.Sprintf("%.2f", p.Seconds()/o.Seconds()), Target: "reported", Met: true})
+	} else {
+		fmt.Fprintf(&r.b, "pgloader is not installed (`apt-get install pgloader`): its comparison was skipped.\n\n")
+	}
 	return nil
 }
 
@@ -235,4 +286,42 @@ func checkCopy(ctx context.Context, conn *pgx.Conn, want int64) error {
 // psqlConnArgs passes the DSN to psql as a single quoted connection string.
 func psqlConnArgs(dsn string) string {
 	return "'" + strings.ReplaceAll(dsn, "'", `'\''`) + "'"
+}
+
+// pgloaderURL turns a postgres:// DSN into pgloader's pgsql:// form; the
+// query string (sslmode) is dropped, pgloader takes no libpq options.
+func pgloaderURL(dsn string) string {
+	u := strings.TrimPrefix(strings.TrimPrefix(dsn, "postgresql://"), "postgres://")
+	u, _, _ = strings.Cut(u, "?")
+	return "pgsql://" + u
+}
+
+func pgloaderVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(out))
+	for i, w := range f {
+		if w == "version" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+// commandBench runs a benchmark that is its own command (go run pkg args)
+// and adds its markdown and summary rows to the report.
+func commandBench(ctx context.Context, r *report, pkg string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"run", pkg}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %w\n%s", pkg, err, tail(stderr.String(), 2000))
+	}
+	r.b.Write(out)
+	r.b.WriteString("\n")
+	r.importSummaries(string(out))
+	return nil
 }

@@ -39,6 +39,12 @@ func mappingBench(ctx context.Context, r *report, bin, datasets string) error {
 			return err
 		}
 		fmt.Fprintf(&r.b, "Precision of `accepted` proposals over all 52 cases: %d of %d correct, **%.3f** (target >= 0.90).\n\n", acc, total, float64(acc)/float64(max(total, 1)))
+		prec := float64(acc) / float64(max(total, 1))
+		r.sum(summaryRow{Figure: "mapping: precision of accepted proposals", Ours: fmt.Sprintf("%.3f (%d/%d)", prec, acc, total),
+			Baseline: "-", Ratio: "-", Target: ">= 0.90", Met: prec >= 0.9})
+		for _, d := range datasetScores(string(out)) {
+			r.sum(summaryRow{Figure: "mapping accuracy: " + d[0], Ours: d[1], Baseline: "ground truth", Ratio: "-", Target: "reported", Met: true})
+		}
 	}
 	for _, b := range []struct{ pkg, name, what string }{
 		{"./agents/mapping/", "Map200x200", "mapping a 200-column source against a 200-column target (target < 200 ms)"},
@@ -50,11 +56,19 @@ func mappingBench(ctx context.Context, r *report, bin, datasets string) error {
 			return fmt.Errorf("go test -bench %s: %w\n%s", b.name, err, out)
 		}
 		fmt.Fprintf(&r.b, "`go test -run '^$' -bench %s -benchtime 2s %s`, %s:\n\n```\n%s```\n", b.name, b.pkg, b.what, benchLines(out))
+		if b.name == "Map200x200" {
+			if ns := nsPerOp(out, "Map200x200"); ns > 0 {
+				r.sum(summaryRow{Figure: "mapping 200 x 200 columns", Ours: fmt.Sprintf("%.1f ms", ns/1e6), Baseline: "-", Ratio: "-",
+					Target: "< 200 ms", Met: ns < 200e6})
+			}
+		}
 		if b.name == "ApplyVsMapping" {
 			m := recordsPerSec(out, "mapping")
 			s := recordsPerSec(out, "schema_mapping")
 			if m > 0 {
 				fmt.Fprintf(&r.b, "Ratio schema_mapping / mapping: **%.2f**.\n", s/m)
+				r.sum(summaryRow{Figure: "schema_mapping vs mapping (records/s)", Ours: fmt.Sprintf("%.0f/s", s), Baseline: fmt.Sprintf("mapping %.0f/s", m),
+					Ratio: fmt.Sprintf("%.2f", s/m), Target: ">= 0.80", Met: s/m >= 0.8})
 			}
 		}
 		fmt.Fprintln(&r.b)
@@ -150,4 +164,36 @@ func readTruth(path string) (map[string]bool, error) {
 		out[r[0]+"\x00"+r[1]] = true
 	}
 	return out, nil
+}
+
+// datasetScores reads score.py's table: for each dataset (and ALL) its F1
+// and R@GT, as [name, "F1 x, R@GT y (n cases)"].
+func datasetScores(out string) [][2]string {
+	var rows [][2]string
+	header := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == "dataset" {
+			header = true
+			continue
+		}
+		if !header || len(f) < 13 || strings.HasPrefix(f[0], "---") {
+			continue
+		}
+		rows = append(rows, [2]string{f[0], fmt.Sprintf("F1 %s, R@GT %s (%s cases)", f[7], f[8], f[1])})
+	}
+	return rows
+}
+
+// nsPerOp reads the ns/op of a benchmark from go test output.
+func nsPerOp(out []byte, name string) float64 {
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 4 && strings.HasPrefix(f[0], "Benchmark"+name) && f[3] == "ns/op" {
+			var v float64
+			fmt.Sscanf(f[2], "%g", &v)
+			return v
+		}
+	}
+	return 0
 }
