@@ -107,7 +107,9 @@ func payloadIsJSON(p []byte) bool {
 
 // VolatileMetaKeys are metadata keys that differ between deliveries of the
 // same record and so are left out of DeadLetterID.
-var VolatileMetaKeys = map[string]bool{"postgres_page": true}
+// nats_num_delivered counts JetStream deliveries: a message dead-lettered
+// but not acknowledged comes back with it incremented.
+var VolatileMetaKeys = map[string]bool{"postgres_page": true, "nats_num_delivered": true}
 
 // DeadLetterID derives a stable id from where a record failed and what it
 // is: pipeline, component, payload, stable metadata, and its occurrence

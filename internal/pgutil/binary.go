@@ -188,6 +188,18 @@ func (e *Encoder) Append(buf []byte, v any) ([]byte, error) {
 			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
 			return append(buf, x...), nil
 		}
+		if textFormOID(e.OID) {
+			// The reader emits these types as their SQL text (normalizeValue),
+			// and JSON has no other form for them: parse the text, then
+			// encode the parsed value in binary.
+			if t, ok := e.tm.TypeForOID(e.OID); ok {
+				pv, err := t.Codec.DecodeValue(e.tm, e.OID, pgtype.TextFormatCode, []byte(x))
+				if err != nil {
+					return buf, fmt.Errorf("%q is not a valid %s: %w", x, t.Name, err)
+				}
+				return e.Append(buf, pv)
+			}
+		}
 	case json.Number:
 		switch e.OID {
 		case OIDNumeric:
@@ -278,4 +290,15 @@ func GoTypeName(v any) string {
 		return "array"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// textFormOID reports whether the structured form of the type's values is
+// their SQL text (see normalizeValue): uuid, network addresses, intervals
+// and times of day.
+func textFormOID(oid uint32) bool {
+	switch oid {
+	case pgtype.UUIDOID, pgtype.InetOID, pgtype.CIDROID, pgtype.IntervalOID, pgtype.TimeOID:
+		return true
+	}
+	return false
 }

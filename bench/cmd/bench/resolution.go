@@ -69,6 +69,8 @@ func resolutionBench(ctx context.Context, r *report, bin, dsn string) error {
 		cmd.Env = append(os.Environ(),
 			"SOURCE_DSN="+dsn, "SOURCE_TABLE=agentetl_bench_res."+table,
 			"TARGET_DSN="+dsn, "TARGET_TABLE=agentetl_bench_res.dst", "DLQ_TABLE=agentetl_bench_res.dlq",
+			// Insert: the duplicate-key bad rows must fail.
+			"WRITE_MODE=insert",
 			"STORE_DSN=sqlite://"+filepath.Join(tmp, fmt.Sprintf("store-%s-%d.db", table, i)),
 			"LOG_LEVEL=WARN")
 		d, _, err := run(cmd)
