@@ -110,3 +110,25 @@ func ping(ctx context.Context, cl *kgo.Client, c ClientConfig) error {
 	}
 	return Classify(op, ErrNoBrokers, err)
 }
+
+// Connect creates a plain client (no group, no consumption unless extra
+// options ask for it) and checks that a broker answers and accepts the
+// credentials. It is for tools that read the cluster directly, such as
+// discovery, which samples topics without joining a group or committing.
+// Errors are classified like the consumer's: ErrNoBrokers, ErrAuthentication
+// or ErrConfig inside *Error.
+func (c ClientConfig) Connect(ctx context.Context, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts, err := c.opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, Classify("connect", ErrConfig, err)
+	}
+	if err := ping(ctx, cl, c); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}

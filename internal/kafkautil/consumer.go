@@ -38,6 +38,7 @@ type consumerCfg struct {
 	fetchPartMax   int32
 	commitInterval time.Duration
 	drainTimeout   time.Duration
+	sessionTimeout time.Duration
 	log            Logger
 	extra          []kgo.Opt
 }
@@ -76,6 +77,17 @@ func CommitInterval(d time.Duration) ConsumerOpt {
 // them: a duplicate, never a loss.
 func RevokeDrainTimeout(d time.Duration) ConsumerOpt {
 	return func(c *consumerCfg) { c.drainTimeout = d }
+}
+
+// SessionTimeout sets how long the group waits without a heartbeat before it
+// considers a member dead and gives its partitions to the others (franz-go's
+// and Kafka's default is 45s). A crashed consumer's partitions, including
+// those of a consumer that is restarted at once, are processed again only
+// after this time, so shorter values speed up recovery at the cost of
+// tolerating shorter pauses. Heartbeats are sent at a third of it, at most
+// every 3s.
+func SessionTimeout(d time.Duration) ConsumerOpt {
+	return func(c *consumerCfg) { c.sessionTimeout = d }
 }
 
 // WithLogger sets the logger.
@@ -171,6 +183,9 @@ func NewConsumer(client ClientConfig, group string, topics []string, opts ...Con
 			}
 		}
 	}
+	if d := cfg.sessionTimeout; d != 0 && (d < 6*time.Second || d > 5*time.Minute) {
+		return nil, ConfigError("session timeout %s: must be between 6s and 5m, the range brokers accept by default", d)
+	}
 	if cfg.maxBatch < 1 || cfg.maxBuffered < 1 {
 		return nil, ConfigError("max batch records and max buffered records must be at least 1")
 	}
@@ -206,6 +221,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	)
 	if c.cfg.regex {
 		opts = append(opts, kgo.ConsumeRegex())
+	}
+	if d := c.cfg.sessionTimeout; d > 0 {
+		opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
 	}
 	if c.cfg.fetchMax > 0 {
 		opts = append(opts, kgo.FetchMaxBytes(c.cfg.fetchMax))

@@ -71,6 +71,28 @@ func TestBadConfigurationIsRejectedUpFront(t *testing.T) {
 	require.ErrorIs(t, err, kafkautil.ErrConfig)
 	_, err = kafkautil.NewConsumer(kafkautil.ClientConfig{SeedBrokers: []string{" , "}}, "g", []string{"t"})
 	require.ErrorContains(t, err, "no seed brokers")
+	_, err = kafkautil.NewConsumer(client, "g", []string{"t"}, kafkautil.SessionTimeout(time.Second))
+	require.ErrorIs(t, err, kafkautil.ErrConfig)
+	require.ErrorContains(t, err, "between 6s and 5m")
+	_, err = kafkautil.NewConsumer(client, "g", []string{"t"}, kafkautil.SessionTimeout(10*time.Second))
+	require.NoError(t, err)
+}
+
+// TestConnectReachesClusterWithoutGroup: the plain client used by
+// discovery answers for a live cluster and fails clearly for a dead one.
+func TestConnectReachesClusterWithoutGroup(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	require.NoError(t, err)
+	defer cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kafkautil.ClientConfig{SeedBrokers: cluster.ListenAddrs()}.Connect(ctx)
+	require.NoError(t, err)
+	cl.Close()
+
+	_, err = kafkautil.ClientConfig{SeedBrokers: []string{"127.0.0.1:1"}}.Connect(ctx)
+	require.ErrorIs(t, err, kafkautil.ErrNoBrokers)
+	require.ErrorContains(t, err, "127.0.0.1:1")
 }
 
 func TestUnknownBrokerGivesClearRetryableError(t *testing.T) {

@@ -23,6 +23,7 @@ const (
 	kiFieldMaxBuffered    = "max_buffered_records"
 	kiFieldCommitPeriod   = "commit_period"
 	kiFieldDrainTimeout   = "rebalance_drain_timeout"
+	kiFieldSessionTimeout = "session_timeout"
 
 	// Metadata keys set on every message. Record headers are added too,
 	// under their own names.
@@ -82,8 +83,15 @@ and one entry per record header.`).
 			service.NewDurationField(kiFieldCommitPeriod).Description("How often acknowledged offsets are committed.").Default("1s").Advanced(),
 			service.NewDurationField(kiFieldDrainTimeout).Description("How long a rebalance waits for in-flight batches of revoked partitions.").
 				Default("10s").Advanced(),
+			service.NewDurationField(kiFieldSessionTimeout).Description("How long the group waits for a silent member (a crashed or killed engine) before giving its partitions to the others, or to the same engine restarted. Brokers accept 6s to 5m by default.").
+				Default("45s").Example("10s").Advanced(),
 		).
 		Fields(clientFields()...).
+		// Topic regexes are compiled here too (Bloblang and franz-go both use
+		// Go's RE2 syntax), so `agentetl lint` rejects a bad one before start.
+		LintRule(`root = if this.regexp_topics.or(false) && this.topics.type() == "array" {
+  this.topics.filter(t -> "".re_match(t).catch(null) == null).map_each(t -> "topic regex %q does not compile (Go RE2 syntax expected)".format(t))
+}`).
 		Example("Orders in key order", "Consume a topic in a group, four partitions at a time.", `
 input:
   kafka:
@@ -148,8 +156,9 @@ func newKafkaInput(conf *service.ParsedConfig, mgr *service.Resources) (*kafkaIn
 		}
 	}
 	durs := map[string]func(time.Duration) kafkautil.ConsumerOpt{
-		kiFieldCommitPeriod: kafkautil.CommitInterval,
-		kiFieldDrainTimeout: kafkautil.RevokeDrainTimeout,
+		kiFieldCommitPeriod:   kafkautil.CommitInterval,
+		kiFieldDrainTimeout:   kafkautil.RevokeDrainTimeout,
+		kiFieldSessionTimeout: kafkautil.SessionTimeout,
 	}
 	for field, opt := range durs {
 		d, err := conf.FieldDuration(field)

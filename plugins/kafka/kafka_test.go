@@ -430,15 +430,26 @@ kafka:
 		require.ErrorContains(t, err, want)
 	}
 
-	b = service.NewStreamBuilder()
-	err = b.AddInputYAML(`
+	badRegex := `
 kafka:
   seed_brokers: [ localhost:9092 ]
-  topics: [ "orders.([" ]
+  topics: [ "orders.([", "^fine\\..*" ]
   regexp_topics: true
   consumer_group: g
-`)
-	require.NoError(t, err, "a regex is only checked when the input is built")
+`
+	b = service.NewStreamBuilder()
+	err = b.AddInputYAML(badRegex)
+	require.ErrorContains(t, err, `topic regex "orders.([" does not compile`, "a bad regex is a lint error")
+	require.NotContains(t, err.Error(), "fine", "only the bad regex is reported")
+
+	b = service.NewStreamBuilder()
+	require.NoError(t, b.AddInputYAML(strings.Replace(badRegex, "regexp_topics: true", "regexp_topics: false", 1)),
+		"plain topic names are not regexes")
+
+	// Without linting, the input still refuses the regex when it is built.
+	b = service.NewStreamBuilder()
+	b.DisableLinting()
+	require.NoError(t, b.AddInputYAML(badRegex))
 	require.NoError(t, b.AddConsumerFunc(func(context.Context, *service.Message) error { return nil }))
 	s, err := b.Build()
 	require.NoError(t, err)

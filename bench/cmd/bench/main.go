@@ -50,6 +50,7 @@ func main() {
 		{"resolution", func() error { return resolutionBench(ctx, r, *bin, dsn) }},
 		{"discovery", func() error { return discoveryBench(ctx, r, *bin, dsn) }},
 		{"mapping", func() error { return mappingBench(ctx, r, *bin, *schemaBench) }},
+		{"kafka", func() error { return kafkaBench(ctx, r, *bin, dsn) }},
 		{"api", func() error { return commandBench(ctx, r, "./bench/cmd/apibench", "-orchestrator", *orch, "-bin", *bin) }},
 	}
 	for _, s := range sections {
