@@ -140,6 +140,19 @@ func SourceIDFromDSN(dsn string) string {
 		return "sqlite://" + sqlitePath(dsn)
 	case "file":
 		return "file://" + filesRoot(dsn)
+	case "kafka":
+		// kafka://[user:pw@]h1:9092,h2:9092/?topics=…: the broker list
+		// (sorted, so the order written does not make a new source),
+		// without credentials or options.
+		rest := strings.TrimPrefix(dsn[len("kafka:"):], "//")
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		hosts, _, _ := strings.Cut(rest, "/")
+		hosts, _, _ = strings.Cut(hosts, "?")
+		list := strings.Split(hosts, ",")
+		sort.Strings(list)
+		return "kafka://" + strings.Join(list, ",")
 	}
 	u, err := url.Parse(dsn)
 	if err != nil || u.Host == "" {

@@ -227,6 +227,8 @@ func TestSourceIDFromDSN(t *testing.T) {
 	require.Equal(t, "postgres://db.internal:5432/sales", discovery.SourceIDFromDSN("postgresql://u:secret@db.internal:5432/sales?sslmode=require"))
 	require.Equal(t, "mysql://db:3306/shop", discovery.SourceIDFromDSN("mysql://root:pw@db:3306/shop"))
 	require.Equal(t, "sqlite:///var/lib/x.db", discovery.SourceIDFromDSN("sqlite:///var/lib/x.db"))
+	require.Equal(t, "kafka://b1:9092,b2:9093", discovery.SourceIDFromDSN("kafka://app:s3cret@b2:9093,b1:9092/?topics=orders&sample=100"))
+	require.Equal(t, "kafka://localhost:9092", discovery.SourceIDFromDSN("kafka://localhost:9092"))
 }
 
 func TestProfilerStatistics(t *testing.T) {

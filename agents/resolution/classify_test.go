@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -35,6 +36,11 @@ func TestClassification(t *testing.T) {
 		cat      resolution.Category
 		strategy string
 	}{
+		// A truncated document reports io.ErrUnexpectedEOF like a closed
+		// connection; the message says it is the payload.
+		{"truncated record", fmt.Errorf("schema_mapping: record is not JSON: %w", io.ErrUnexpectedEOF), "poison", "skip"},
+		{"not an object", errors.New("schema_mapping: record is not a JSON object"), "poison", "skip"},
+		{"closed stream", fmt.Errorf("read frame: %w", io.ErrUnexpectedEOF), "connection", "retry"},
 		// PostgreSQL, as pgx prints server errors.
 		{"pg unique", errors.New(`ERROR: duplicate key value violates unique constraint "orders_pkey" (SQLSTATE 23505)`), "constraint", "skip"},
 		{"pg not null", errors.New(`ERROR: null value in column "email" of relation "users" violates not-null constraint (SQLSTATE 23502)`), "constraint", "skip"},
