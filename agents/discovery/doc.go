@@ -20,6 +20,9 @@
 //	file:///path/to/dir                  every *.csv, *.tsv, *.jsonl, *.ndjson, *.json (JSON
 //	                                     Lines) below dir: one entity per file, types
 //	                                     inferred from the first 10,000 rows
+//	kafka://[u:p@]b1:9092,b2/?topics=a,b the newest sample=N messages of each topic, read at
+//	                                     fixed offsets (no group, no commit); top-level JSON
+//	                                     keys become fields; non-JSON messages are counted
 //
 // # Profiles and sampling
 //

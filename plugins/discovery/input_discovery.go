@@ -60,8 +60,9 @@ func discoveryInputSpec() *service.ConfigSpec {
 		Categories("Services").
 		Summary("Runs the Data Discovery Agent against a database or a directory of files and emits what it finds: one message per table and one per schema change.").
 		Description(strings.ReplaceAll(`
-Connects to the source named by §dsn§ (§postgres://§, §mysql://§, §sqlite://§, or §file://§ for a
-directory of CSV and JSON Lines files), reads every table's metadata with a few bulk catalog queries and, unless
+Connects to the source named by §dsn§ (§postgres://§, §mysql://§, §sqlite://§, §file://§ for a
+directory of CSV and JSON Lines files, or §kafka://broker1:9092,broker2:9092/?topics=a,b§, which samples the newest
+messages of each topic without joining a group and infers a JSON schema), reads every table's metadata with a few bulk catalog queries and, unless
 §profile: false§, profiles each column (null fraction, distinct count, min, max, top values, average length,
 semantic type). Tables larger than §sample_rows§ are sampled (§TABLESAMPLE SYSTEM§ on PostgreSQL) and the message
 says so.
@@ -96,7 +97,7 @@ unsupported DSN stop §agentetl run§ at once, and so does an unreachable source
 Passwords are redacted in every log line and error.`, "§", "`")).
 		Fields(
 			service.NewStringField(diFieldDSN).
-				Description("The source: `postgres://`, `mysql://`, `sqlite://` or `file://` (a directory).").
+				Description("The source: `postgres://`, `mysql://`, `sqlite://`, `file://` (a directory) or `kafka://` (brokers and `?topics=`).").
 				Example("postgres://discovery:${PGPASSWORD}@localhost:5432/app?sslmode=disable").
 				Example("mysql://reader:${MYSQL_PASSWORD}@localhost:3306/shop").
 				Example("sqlite:///var/lib/app/app.db").
