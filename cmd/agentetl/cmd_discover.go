@@ -29,8 +29,8 @@ func discoverCommand() *cli.Command {
 		Name:      "discover",
 		Usage:     "Discover the tables of a source: schemas, keys, descriptions and column profiles",
 		ArgsUsage: " ",
-		Description: `Connects to the source named by --dsn (postgres://, mysql://, sqlite://, or file:// for a
-directory of CSV and JSON Lines files), reads every table's metadata in a few bulk catalog
+		Description: `Connects to the source named by --dsn (postgres://, mysql://, sqlite://, file:// for a
+directory of CSV and JSON Lines files, or kafka://b1:9092,b2:9092/?topics=a,b&sample=500), reads every table's metadata in a few bulk catalog
 queries and profiles each column (large tables are sampled). Prints a JSON array with one
 object per table: table, schema (fields: name, dataType, nullable, description),
 stats.rowCount and stats.fields.<column> (nullFraction, distinctCount, min, max, topValues,
