@@ -375,7 +375,12 @@ func ParseStats(body []byte) (Stats, error) {
 				outputDead += n
 			}
 		case "output_error":
-			st.OutputErrors += n
+			// Write errors of an output wrapped by error_resolution are
+			// handled (retried, isolated, dead-lettered) by the wrapper;
+			// only the wrapper's own errors reach the pipeline.
+			if !strings.Contains(labels, ".error_resolution.output") {
+				st.OutputErrors += n
+			}
 		case "processor_error":
 			st.ProcessorErrors += n
 		case "input_connection_failed", "output_connection_failed":

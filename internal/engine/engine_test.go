@@ -280,9 +280,12 @@ func TestParseStatsErrorResolution(t *testing.T) {
 		"error_resolution_dead_letters{category=\"constraint\",label=\"destination\",path=\"root.output\",stream=\"s1\"}": 3,
 		"output_sent{label=\"\",path=\"root.output.error_resolution.output\",stream=\"s1\"}": 5,
 		"output_sent{label=\"destination\",path=\"root.output\",stream=\"s1\"}": 8,
+		"output_error{label=\"\",path=\"root.output.error_resolution.output\",stream=\"s1\"}": 33,
+		"output_error{label=\"destination\",path=\"root.output\",stream=\"s1\"}": 1,
 		"uptime_ns": 12}`))
 	require.NoError(t, err)
 	require.EqualValues(t, 10, st.RowsIn)
 	require.EqualValues(t, 5, st.RowsOut)
 	require.EqualValues(t, 5, st.DeadLetter)
+	require.EqualValues(t, 1, st.OutputErrors, "the wrapped output's errors were handled by error_resolution")
 }

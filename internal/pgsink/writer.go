@@ -532,3 +532,119 @@ func preview(v any) string {
 	}
 	return strconv.Quote(redact.String(s))
 }
+
+// WriteChanges is Write for a stream of changes, in upsert mode: a row whose
+// del flag is set deletes the row with its key instead of being upserted.
+// Within the batch the last change of each key decides (an insert then a
+// delete of one key deletes it, a delete then an insert keeps the insert);
+// the deletes (DELETE ... USING a staging table of keys) and the upserts
+// run in one transaction. A batch without deletes is exactly Write.
+func (w *Writer) WriteChanges(ctx context.Context, rows []map[string]any, del []bool) error {
+	if !slices.Contains(del, true) {
+		return w.Write(ctx, rows)
+	}
+	t := w.table.Load()
+	op := "write " + t.Ident.String()
+	if w.cfg.Mode != ModeUpsert {
+		return pgutil.Permanentf(op, "record %d is a delete, which needs mode: upsert (mode %s only appends)", slices.Index(del, true)+1, w.cfg.Mode)
+	}
+	keyCols := make([]pgutil.Column, len(w.keys))
+	for i, k := range w.keys {
+		keyCols[i], _ = t.Column(k)
+	}
+	// The last change per key wins, in batch order.
+	last := make(map[string]int, len(rows))
+	var b strings.Builder
+	for i, r := range rows {
+		b.Reset()
+		for _, k := range w.keys {
+			v, ok := r[k]
+			if !ok || v == nil {
+				return pgutil.Permanentf(op, "record %d has no value for key column %q, so it cannot be applied as a change", i+1, k)
+			}
+			fmt.Fprintf(&b, "%v\x00", v)
+		}
+		last[b.String()] = i
+	}
+	keep := make([]int, 0, len(last))
+	for _, i := range last {
+		keep = append(keep, i)
+	}
+	sort.Ints(keep)
+	var upserts, deletes []map[string]any
+	for _, i := range keep {
+		if del[i] {
+			k := make(map[string]any, len(w.keys))
+			for _, c := range w.keys {
+				k[c] = rows[i][c]
+			}
+			deletes = append(deletes, k)
+		} else {
+			upserts = append(upserts, rows[i])
+		}
+	}
+	var cols []pgutil.Column
+	if len(upserts) > 0 {
+		var err error
+		if cols, err = w.columnsFor(ctx, upserts); err != nil {
+			return err
+		}
+	}
+	conn, err := w.pool.Acquire(ctx)
+	if err != nil {
+		return pgutil.Wrap("acquire connection to "+t.Ident.String(), err)
+	}
+	defer conn.Release()
+	tm := conn.Conn().TypeMap()
+	keyData, err := w.encode(tm, nil, keyCols, deletes)
+	if err != nil {
+		return err
+	}
+	var data []byte
+	if len(upserts) > 0 {
+		if data, err = w.encode(tm, nil, cols, upserts); err != nil {
+			return err
+		}
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return pgutil.Wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	target := w.table.Load().Ident.Quoted()
+	stage := pgutil.QuoteIdent(w.stage + "_del")
+	keyList := pgutil.QuoteList(w.keys)
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" ON COMMIT DELETE ROWS AS SELECT "+keyList+" FROM "+target+" WITH NO DATA"); err != nil {
+		return pgutil.Wrap("create delete staging table for "+t.Ident.String(), err)
+	}
+	if err := copyIn(ctx, conn.Conn(), stage, keyCols, keyData); err != nil {
+		return pgutil.Wrap("copy keys to delete from "+t.Ident.String(), err)
+	}
+	match := make([]string, len(w.keys))
+	for i, k := range w.keys {
+		q := pgutil.QuoteIdent(k)
+		match[i] = "t." + q + " = d." + q
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM "+target+" AS t USING "+stage+" AS d WHERE "+strings.Join(match, " AND ")); err != nil {
+		return pgutil.Wrap("delete from "+t.Ident.String(), err)
+	}
+	if len(upserts) > 0 {
+		mstage := w.stageFor(w.table.Load())
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+mstage+" (LIKE "+target+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
+			return pgutil.Wrap("create staging table for "+t.Ident.String(), err)
+		}
+		if err := copyIn(ctx, conn.Conn(), mstage, cols, data); err != nil {
+			return pgutil.Wrap("copy into staging for "+t.Ident.String(), err)
+		}
+		if _, err := tx.Exec(ctx, w.mergeSQL(cols, mstage)); err != nil {
+			return pgutil.Wrap("merge into "+t.Ident.String(), err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return pgutil.Wrap("commit changes to "+t.Ident.String(), err)
+	}
+	w.Stats.Rows.Add(int64(len(rows)))
+	w.Stats.Batches.Add(1)
+	w.Stats.MergeCopy.Add(1)
+	return nil
+}

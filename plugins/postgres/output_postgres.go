@@ -25,6 +25,7 @@ const (
 	pgoFieldColPrimaryKey   = "primary_key"
 	pgoFieldBatching        = "batching"
 	pgoFieldConnectAttempts = "max_connect_attempts"
+	pgoFieldOperationMeta   = "operation_meta"
 )
 
 func postgresOutputSpec() *service.ConfigSpec {
@@ -75,6 +76,9 @@ Identifiers are always quoted: a table called `+"`Order Items`"+` or `+"`select`
 			service.NewIntField(pgoFieldConnectAttempts).
 				Description("Under `agentetl run`, give up after this many failed connection attempts and exit non-zero. 0 retries forever.").
 				Default(5).Advanced(),
+			service.NewStringField(pgoFieldOperationMeta).
+				Description("Metadata key holding a record's change type, as set by the `postgres_cdc` input. In `upsert` mode a record whose value is `delete` deletes the row with its key (the record needs the key columns) instead of being upserted; within a batch the last change of each key wins, and deletes and upserts commit together. Batches without deletes take the plain path. Empty turns this off.").
+				Default("operation").Advanced(),
 			service.NewOutputMaxInFlightField().Default(2),
 			service.NewBatchPolicyField(pgoFieldBatching),
 		).
@@ -113,6 +117,7 @@ func init() {
 type postgresOutput struct {
 	cfg         pgsink.Config
 	maxAttempts int
+	opMeta      string
 	log         *service.Logger
 
 	mu       sync.Mutex
@@ -167,6 +172,9 @@ func newPostgresOutput(conf *service.ParsedConfig, mgr *service.Resources, maxIn
 	if o.maxAttempts, err = conf.FieldInt(pgoFieldConnectAttempts); err != nil {
 		return nil, err
 	}
+	if o.opMeta, err = conf.FieldString(pgoFieldOperationMeta); err != nil {
+		return nil, err
+	}
 	o.cfg.MaxConns = maxInFlight + 1
 	return o, nil
 }
@@ -217,7 +225,22 @@ func (o *postgresOutput) WriteBatch(ctx context.Context, batch service.MessageBa
 		}
 		rows[i] = obj
 	}
-	if err := w.Write(ctx, rows); err != nil {
+	var del []bool
+	if o.opMeta != "" {
+		for i, m := range batch {
+			if op, ok := m.MetaGet(o.opMeta); ok && op == "delete" {
+				if del == nil {
+					del = make([]bool, len(batch))
+				}
+				del[i] = true
+			}
+		}
+	}
+	write := w.Write
+	if del != nil {
+		write = func(ctx context.Context, rows []map[string]any) error { return w.WriteChanges(ctx, rows, del) }
+	}
+	if err := write(ctx, rows); err != nil {
 		// A batch that comes through the error_resolution output is that
 		// wrapper's to resolve: it isolates the bad records and escalates
 		// what cannot be fixed, so a permanent error here does not stop

@@ -1,0 +1,162 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/agentetl/agentetl/internal/pgcdc/cdctest"
+	"github.com/agentetl/agentetl/internal/testpg"
+)
+
+// cdcNames returns a slot and publication for this test and drops both when
+// it ends: the server has few replication slots.
+func cdcNames(t *testing.T) (slot, pub string) {
+	t.Helper()
+	slot = testpg.RandName("cdc_e_")
+	pub = slot + "_pub"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cdctest.DropSlotAndPublication(ctx, testpg.DSN(), slot, pub); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return slot, pub
+}
+
+// writeCDCConfig writes a postgres_cdc → postgres pipeline that keeps
+// changes in order (one pipeline thread, one batch in flight).
+func writeCDCConfig(t *testing.T, dsn, slot, pub, src, dst, store string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cdc.yaml")
+	require.NoError(t, os.WriteFile(path, fmt.Appendf(nil, `
+http:
+  enabled: false
+input:
+  postgres_cdc:
+    dsn: %[1]q
+    slot: %[2]s
+    publication: %[3]s
+    tables: [ %[4]q ]
+    snapshot: true
+    checkpoint_store: %[6]q
+    batch_size: 2000
+    batch_period: 20ms
+    standby_interval: 500ms
+pipeline:
+  threads: 1
+  processors:
+    - switch:
+        - check: '@operation == "schema_change"'
+          processors:
+            - log: { level: WARN, message: 'schema change: ${! content() }' }
+            - mapping: 'root = deleted()'
+output:
+  postgres:
+    dsn: %[1]q
+    table: %[5]q
+    mode: upsert
+    max_in_flight: 1
+    batching: { count: 5000, period: 50ms }
+logger:
+  level: INFO
+  format: logfmt
+`, dsn, slot, pub, src, dst, store), 0o644))
+	return path
+}
+
+// TestCDCKillAndRestart is the CDC must-show with a real engine process:
+// 50,000 mixed inserts, updates (some changing the key) and deletes on top
+// of a 10,000-row snapshot stream into a target table; the engine is
+// SIGKILLed in the middle and restarted on the same slot while the load
+// goes on. The target must end identical to the source.
+func TestCDCKillAndRestart(t *testing.T) {
+	testStart := time.Now()
+	db := testpg.NewSchema(t)
+	ctx := context.Background()
+	src, dst := db.Schema+".src", db.Schema+".dst"
+	db.Exec(t, fmt.Sprintf(cdctest.SourceDDL, src))
+	db.Exec(t, `CREATE TABLE `+dst+` (LIKE `+src+` INCLUDING ALL)`)
+	require.NoError(t, cdctest.Preload(ctx, db.Pool, src, 10_000))
+	slot, pub := cdcNames(t)
+	cfg := writeCDCConfig(t, testpg.DSN(), slot, pub, src, dst, "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
+
+	p1 := startAgent(t, 90*time.Second, nil, "run", cfg)
+	require.Eventually(t, func() bool {
+		return db.Int(t, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active`, slot) == 1 || p1.exited()
+	}, 60*time.Second, 20*time.Millisecond, "slot never became active\n%s", p1.output())
+	require.False(t, p1.exited(), "engine exited early\n%s", p1.output())
+
+	var progress atomic.Int64
+	workDone := make(chan error, 1)
+	var changes int
+	go func() {
+		var err error
+		changes, err = cdctest.Workload{Table: src, Preloaded: 10_000, Changes: 50_000, Seed: 7,
+			Progress: func(n int) {
+				progress.Store(int64(n))
+				time.Sleep(time.Millisecond) // a steady load, so the kill lands mid-stream
+			}}.Run(ctx, db.Pool)
+		workDone <- err
+	}()
+
+	// Kill once the load is well under way and the target has taken part
+	// of it.
+	before := db.Int(t, `SELECT count(*) FROM `+dst)
+	require.Eventually(t, func() bool {
+		return progress.Load() >= 20_000 && strings.Contains(p1.output(), "Initial snapshot done: 10000 rows") &&
+			db.Int(t, `SELECT count(*) FROM `+dst) != before
+	}, 60*time.Second, 10*time.Millisecond, "the load or the engine did not progress\n%s", p1.output())
+	p1.kill(t)
+	atKill := progress.Load()
+	t.Logf("SIGKILL after %s with %d of 50000 changes made", time.Since(testStart).Round(time.Millisecond), atKill)
+	require.Less(t, atKill, int64(50_000), "the load finished before the kill")
+
+	p2 := startAgent(t, 90*time.Second, nil, "run", cfg)
+	require.NoError(t, <-workDone)
+	srcCount, srcSum := db.Checksum(t, src)
+	require.Eventually(t, func() bool {
+		_, sum := db.Checksum(t, dst)
+		return sum == srcSum || p2.exited()
+	}, 60*time.Second, 200*time.Millisecond, "target never matched the source\n%s", p2.output())
+	require.False(t, p2.exited(), "restarted engine exited\n%s", p2.output())
+	t.Logf("%d changes; target identical %s after the test started (%d rows)", changes, time.Since(testStart).Round(time.Millisecond), srcCount)
+	p2.kill(t)
+
+	dstCount, dstSum := db.Checksum(t, dst)
+	require.Equal(t, srcCount, dstCount, "row count")
+	require.Equal(t, srcSum, dstSum, "content checksum")
+	require.GreaterOrEqual(t, changes, 50_000)
+	out := p2.output()
+	require.NotContains(t, out, "Created replication slot", "the restart reuses the slot")
+	require.NotContains(t, out, "Initial snapshot done", "the finished snapshot is not taken again")
+	require.Contains(t, out, "Streaming changes of slot "+slot)
+	require.NotContains(t, strings.ToLower(out), "level=error")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Streaming changes") {
+			t.Logf("restart: %s", line)
+		}
+	}
+}
+
+// A table whose deletes cannot be identified stops the run with the fix.
+func TestCDCUnsupportedReplicaIdentityStopsTheRun(t *testing.T) {
+	db := testpg.NewSchema(t)
+	src := db.Schema + ".keyless"
+	db.Exec(t, `CREATE TABLE `+src+` (a int, b text)`)
+	db.Exec(t, `CREATE TABLE `+db.Schema+`.dst (a int PRIMARY KEY, b text)`)
+	slot, pub := cdcNames(t)
+	cfg := writeCDCConfig(t, testpg.DSN(), slot, pub, src, db.Schema+".dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
+	code, out, _ := runAgent(t, 60*time.Second, nil, "run", cfg)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "has no primary key")
+	require.Contains(t, out, "REPLICA IDENTITY FULL")
+}
