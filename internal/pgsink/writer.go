@@ -72,6 +72,10 @@ type Stats struct {
 	MergeCopy   atomic.Int64
 	Conflicts   atomic.Int64
 	DedupedRows atomic.Int64
+	// AlreadyWritten counts rows of insert batches found identical in the
+	// table after a key conflict: a redelivery of rows written before a
+	// crash, taken as written instead of failing.
+	AlreadyWritten atomic.Int64
 }
 
 // Writer writes batches. Write may be called concurrently.
@@ -84,7 +88,9 @@ type Writer struct {
 	// refreshMu serialises catalog re-reads.
 	refreshMu sync.Mutex
 	keys      []string
-	stage     string // name prefix of the per-session staging table (see stageFor)
+	// insertKeys is the primary key in insert mode (see insertReplayed).
+	insertKeys []string
+	stage      string // name prefix of the per-session staging table (see stageFor)
 	// mergeFor counts the batches still to write through the staging path
 	// after the last key conflict.
 	mergeFor atomic.Int64
@@ -167,6 +173,11 @@ func (w *Writer) prepare(ctx context.Context, id pgutil.Ident) error {
 		if !t.HasUniqueKey(w.keys) {
 			return pgutil.Permanentf("check upsert key", "key columns %v of %s are not covered by a primary key or unique index; ON CONFLICT needs one", w.keys, t.Ident.String())
 		}
+		w.stage = "_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10)
+	} else if len(t.PrimaryKey) > 0 {
+		// Insert mode checks a key conflict against the primary key: a
+		// redelivered batch must not fail on its own earlier write.
+		w.insertKeys = t.PrimaryKey
 		w.stage = "_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10)
 	}
 	return nil
@@ -290,6 +301,18 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 	}
 	if w.cfg.Mode == ModeInsert {
 		err = w.copyDirect(ctx, conn.Conn(), cols, data)
+		if err != nil && pgutil.SQLState(err) == "23505" && hasAll(cols, w.insertKeys) {
+			// Delivery is at least once: after a crash, rows written but not
+			// yet acknowledged come again. If every conflicting row is
+			// identical to the stored one, the batch was (partly) written
+			// before; the rest is inserted. Any other conflict keeps the
+			// error, so a real duplicate key is never hidden.
+			if done, rerr := w.insertReplayed(ctx, conn.Conn(), cols, data); rerr != nil {
+				return rerr
+			} else if done {
+				err = nil
+			}
+		}
 	} else {
 		err = w.upsert(ctx, conn.Conn(), tm, cols, rows, data)
 	}
@@ -488,6 +511,78 @@ func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column
 	}
 	w.Stats.MergeCopy.Add(1)
 	return nil
+}
+
+// insertReplayed stages an insert batch that hit a key conflict and
+// inserts it when the batch has no duplicate keys of its own and every row
+// whose key is already in the table equals it in the written columns. It
+// reports false, writing nothing, when a conflict is a real one.
+func (w *Writer) insertReplayed(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, data []byte) (bool, error) {
+	target := w.table.Load().Ident
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return false, pgutil.Wrap("begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	stage := w.stageFor(w.table.Load())
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+target.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
+		return false, pgutil.Wrap("create staging table for "+target.String(), err)
+	}
+	if err := copyIn(ctx, conn, stage, cols, data); err != nil {
+		return false, pgutil.Wrap("copy into staging for "+target.String(), err)
+	}
+	keys := pgutil.QuoteList(w.insertKeys)
+	var on, cur, stg []string
+	isKey := map[string]bool{}
+	for _, k := range w.insertKeys {
+		isKey[k] = true
+		q := pgutil.QuoteIdent(k)
+		on = append(on, "t."+q+" = s."+q)
+	}
+	for _, c := range cols {
+		if !isKey[c.Name] {
+			q := pgutil.QuoteIdent(c.Name)
+			cur, stg = append(cur, "t."+q), append(stg, "s."+q)
+		}
+	}
+	differ := "false"
+	if len(cur) > 0 {
+		differ = "(" + strings.Join(cur, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(stg, ", ") + ",NULL)"
+	}
+	var dupInBatch, differing, present int64
+	err = tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM `+stage+` GROUP BY `+keys+` HAVING count(*) > 1) d),
+		(SELECT count(*) FROM `+stage+` s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+` WHERE `+differ+`),
+		(SELECT count(*) FROM `+stage+` s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+`)`).Scan(&dupInBatch, &differing, &present)
+	if err != nil {
+		return false, pgutil.Wrap("compare conflicting rows of "+target.String(), err)
+	}
+	if dupInBatch > 0 || differing > 0 {
+		return false, nil
+	}
+	list := pgutil.QuoteList(names(cols))
+	if _, err := tx.Exec(ctx, "INSERT INTO "+target.Quoted()+" ("+list+") SELECT "+list+" FROM "+stage+" ON CONFLICT ("+keys+") DO NOTHING"); err != nil {
+		return false, pgutil.Wrap("insert into "+target.String(), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, pgutil.Wrap("commit insert into "+target.String(), err)
+	}
+	w.Stats.AlreadyWritten.Add(present)
+	return true, nil
+}
+
+// hasAll reports whether cols include every one of keys (and keys is not
+// empty).
+func hasAll(cols []pgutil.Column, keys []string) bool {
+	if len(keys) == 0 {
+		return false
+	}
+	for _, k := range keys {
+		if !slices.ContainsFunc(cols, func(c pgutil.Column) bool { return c.Name == k }) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *Writer) mergeSQL(cols []pgutil.Column, stage string) string {

@@ -69,7 +69,8 @@ func TestInsertModeReportsSQLStateAndConstraint(t *testing.T) {
 	defer w.Close()
 	require.NoError(t, w.Write(ctx, []map[string]any{row("id", int64(1), "qty", int64(1))}))
 
-	err = w.Write(ctx, []map[string]any{row("id", int64(2), "qty", int64(1)), row("id", int64(1), "qty", int64(1))})
+	// A real duplicate: key 1 with another value.
+	err = w.Write(ctx, []map[string]any{row("id", int64(2), "qty", int64(1)), row("id", int64(1), "qty", int64(7))})
 	var pe *pgutil.Error
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, "23505", pe.SQLState)
@@ -184,4 +185,38 @@ func TestRecordsWithDifferentFieldSets(t *testing.T) {
 	err = w.Write(ctx, []map[string]any{row("id", int64(3), "a", "x"), row("id", int64(4), "a", "y", "c", "?")})
 	require.ErrorContains(t, err, `"c" does not exist`)
 	require.Equal(t, int64(2), db.Int(t, `SELECT count(*) FROM t`))
+}
+
+// TestInsertModeTakesARedeliveredBatchAsWritten: delivery is at least once,
+// so an insert batch that comes again after a crash finds its rows already
+// there. Rows identical to the stored ones count as written, new rows are
+// inserted; a key stored with other values, or twice in the batch, is
+// still a duplicate-key error that writes nothing.
+func TestInsertModeTakesARedeliveredBatchAsWritten(t *testing.T) {
+	db := testpg.NewSchema(t)
+	ctx := context.Background()
+	db.Exec(t, `CREATE TABLE "Line Items" (id int PRIMARY KEY, "select" text, qty int, at timestamptz DEFAULT now())`)
+	w, err := pgsink.Open(ctx, pgsink.Config{DSN: db.DSN, Table: "Line Items", Mode: pgsink.ModeInsert})
+	require.NoError(t, err)
+	defer w.Close()
+	first := []map[string]any{row("id", int64(1), "select", "a", "qty", int64(1)), row("id", int64(2), "select", nil, "qty", int64(2))}
+	require.NoError(t, w.Write(ctx, first))
+
+	// The same rows again, plus a new one: written once.
+	again := append(append([]map[string]any{}, first...), row("id", int64(3), "select", "c", "qty", int64(3)))
+	require.NoError(t, w.Write(ctx, again))
+	require.EqualValues(t, 3, db.Int(t, `SELECT count(*) FROM "Line Items"`))
+	require.EqualValues(t, 2, w.Stats.AlreadyWritten.Load())
+
+	for name, batch := range map[string][]map[string]any{
+		"other values":     {row("id", int64(4), "select", "d", "qty", int64(4)), row("id", int64(2), "select", "b", "qty", int64(2))},
+		"null vs value":    {row("id", int64(1), "select", "a", "qty", nil)},
+		"twice in a batch": {row("id", int64(1), "select", "a", "qty", int64(1)), row("id", int64(1), "select", "a", "qty", int64(1))},
+	} {
+		err = w.Write(ctx, batch)
+		var pe *pgutil.Error
+		require.ErrorAs(t, err, &pe, name)
+		require.Equal(t, "23505", pe.SQLState, name)
+		require.EqualValues(t, 3, db.Int(t, `SELECT count(*) FROM "Line Items"`), name)
+	}
 }

@@ -24,14 +24,11 @@ func TestEngineKillNine(t *testing.T) {
 	engineKill(t, "engine_kill9", "upsert")
 }
 
-// TestEngineKillNineInsertMode is the same with the example's default
-// write mode, insert. Known bug, so skipped unless FAULT_KNOWN_BUGS=1: the
-// batch that was committed but not checkpointed is sent again after the
-// resume, its rows fail with duplicate keys and error_resolution
-// dead-letters them, so they are both in the target and in the dead letter
-// (duplicated = the rows of that batch).
+// TestEngineKillNineInsertMode is the same in insert mode: the batch that
+// was committed but not checkpointed is sent again after the resume; its
+// rows conflict with themselves and must count as written (the postgres
+// output compares them with the stored rows), not go to the dead letter.
 func TestEngineKillNineInsertMode(t *testing.T) {
-	knownBug(t, "resilient-load.yaml in insert mode dead-letters the rows of a replayed, already committed batch after kill -9")
 	t.Parallel()
 	engineKill(t, "engine_kill9_insert", "insert")
 }

@@ -192,16 +192,6 @@ func report(t *testing.T, name string, start time.Time, tl tally) {
 	require.Equalf(t, tl.rows, tl.target+tl.dead, "%s: count(source) = count(target) + count(dead letter)", name)
 }
 
-// knownBug skips a test that reproduces a reported, unfixed bug unless
-// FAULT_KNOWN_BUGS is set, so the reproduction stays runnable without
-// failing every build until the fix lands.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("FAULT_KNOWN_BUGS") == "" {
-		t.Skipf("known bug, reproduced with FAULT_KNOWN_BUGS=1: %s", what)
-	}
-}
-
 // ---- PostgreSQL ----
 
 // queryStrings returns the first column of every row, as text.
