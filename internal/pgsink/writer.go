@@ -628,6 +628,16 @@ func preview(v any) string {
 	return strconv.Quote(redact.String(s))
 }
 
+// Truncate empties the destination table: the effect of a TRUNCATE of the
+// source in a change stream.
+func (w *Writer) Truncate(ctx context.Context) error {
+	t := w.table.Load()
+	if _, err := w.pool.Exec(ctx, "TRUNCATE "+t.Ident.Quoted()); err != nil {
+		return pgutil.Wrap("truncate "+t.Ident.String(), err)
+	}
+	return nil
+}
+
 // WriteChanges is Write for a stream of changes, in upsert mode: a row whose
 // del flag is set deletes the row with its key instead of being upserted.
 // Within the batch the last change of each key decides (an insert then a

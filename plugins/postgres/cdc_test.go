@@ -381,3 +381,34 @@ postgres_cdc:
 	require.Equal(t, 1, accepted[1], "rows confirmed before the rejection are not replayed")
 	require.Contains(t, logs.String(), "rejected downstream")
 }
+
+// TestPostgresOutputAppliesTruncateInStreamOrder: a truncate message in a
+// change stream empties the table between the changes before and after it;
+// a schema_change message is acknowledged without touching the table; in
+// insert mode a truncate is refused clearly.
+func TestPostgresOutputAppliesTruncateInStreamOrder(t *testing.T) {
+	db := testpg.NewSchema(t)
+	db.Exec(t, `CREATE TABLE tgt (id int PRIMARY KEY, v text)`)
+	db.Exec(t, `INSERT INTO tgt SELECT g, 'old' FROM generate_series(1, 5) g`)
+	out := fmt.Sprintf(`
+postgres:
+  dsn: %q
+  table: tgt
+  mode: upsert
+`, db.DSN)
+	errs := produceBatches(t, out, service.MessageBatch{
+		change("insert", `{"id": 10, "v": "before"}`),
+		change("truncate", `{}`),
+		change("schema_change", `{"kind": "column_added", "column": "w"}`),
+		change("insert", `{"id": 11, "v": "after"}`),
+		change("delete", `{"id": 11}`),
+		change("insert", `{"id": 12, "v": "after"}`),
+	})
+	require.NoError(t, errs[0])
+	require.Equal(t, "12:after", db.String(t, `SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM tgt`))
+
+	errs = produceBatches(t, fmt.Sprintf("postgres:\n  dsn: %q\n  table: tgt\n  mode: insert\n", db.DSN),
+		service.MessageBatch{change("truncate", `{}`)})
+	require.ErrorContains(t, errs[0], "a truncate message needs mode: upsert")
+	require.EqualValues(t, 1, db.Int(t, `SELECT count(*) FROM tgt`))
+}

@@ -71,8 +71,8 @@ An update that changes the key is emitted as a `+"`delete`"+` of the old key (me
 followed by the `+"`update`"+`, so a keyed destination does not keep the old row.
 
 A `+"`TRUNCATE`"+` arrives as one message per table with operation `+"`truncate`"+` and an empty body, and is logged as a
-warning. The `+"`postgres`"+` output does not apply it (the record has no key, so the batch is rejected): route or drop
-truncate messages before such an output, deliberately.
+warning. The `+"`postgres`"+` output in `+"`upsert`"+` mode applies it in stream order (it truncates its table); drop truncate
+messages before the output if the destination must keep its rows.
 
 With the `+"`postgres`"+` output in `+"`upsert`"+` mode, `+"`delete`"+` messages delete by key and the other rows are upserted:
 at-least-once delivery then has an exactly-once effect. Keep the changes in order on the way: one pipeline thread

@@ -77,7 +77,7 @@ Identifiers are always quoted: a table called `+"`Order Items`"+` or `+"`select`
 				Description("Under `agentetl run`, give up after this many failed connection attempts and exit non-zero. 0 retries forever.").
 				Default(5).Advanced(),
 			service.NewStringField(pgoFieldOperationMeta).
-				Description("Metadata key holding a record's change type, as set by the `postgres_cdc` input. In `upsert` mode a record whose value is `delete` deletes the row with its key (the record needs the key columns) instead of being upserted; within a batch the last change of each key wins, and deletes and upserts commit together. Batches without deletes take the plain path. Empty turns this off.").
+				Description("Metadata key holding a record's change type, as set by the `postgres_cdc` input. In `upsert` mode a record whose value is `delete` deletes the row with its key (the record needs the key columns) instead of being upserted; within a batch the last change of each key wins, and deletes and upserts commit together. `truncate` empties the table in stream order; `schema_change` is logged and acknowledged. Batches without these take the plain path. Empty turns this off.").
 				Default("operation").Advanced(),
 			service.NewOutputMaxInFlightField().Default(2),
 			service.NewBatchPolicyField(pgoFieldBatching),
@@ -213,6 +213,80 @@ func (o *postgresOutput) WriteBatch(ctx context.Context, batch service.MessageBa
 	if w == nil {
 		return service.ErrNotConnected
 	}
+	if o.opMeta != "" && hasControl(batch, o.opMeta) {
+		return o.writeWithControl(ctx, w, batch)
+	}
+	return o.writeRows(ctx, w, batch)
+}
+
+// Operations of a change stream that are not rows: a truncate of the
+// source table empties the destination table in stream order; a schema
+// change is reported and acknowledged (the destination is not altered;
+// the discovery and mapping agents handle drift).
+const (
+	opTruncate     = "truncate"
+	opSchemaChange = "schema_change"
+)
+
+func hasControl(batch service.MessageBatch, key string) bool {
+	for _, m := range batch {
+		if op, _ := m.MetaGet(key); op == opTruncate || op == opSchemaChange {
+			return true
+		}
+	}
+	return false
+}
+
+// writeWithControl writes the rows between control messages in order,
+// applying each truncate between them. A redelivered batch repeats the
+// same steps, which gives the same end state.
+func (o *postgresOutput) writeWithControl(ctx context.Context, w *pgsink.Writer, batch service.MessageBatch) error {
+	start := 0
+	for i, m := range batch {
+		op, _ := m.MetaGet(o.opMeta)
+		if op != opTruncate && op != opSchemaChange {
+			continue
+		}
+		if i > start {
+			if err := o.writeRows(ctx, w, batch[start:i]); err != nil {
+				return err
+			}
+		}
+		start = i + 1
+		if op == opSchemaChange {
+			o.log.Infof("Schema change in the source passed through to %s; the table is not altered: %s", w.Table().Ident.String(), truncateText(m))
+			continue
+		}
+		if o.cfg.Mode != pgsink.ModeUpsert {
+			err := pgutil.Permanentf("truncate "+w.Table().Ident.String(), "a truncate message needs mode: upsert (a change stream); in insert mode drop it before the output")
+			if _, handled := m.MetaGetMut(runctl.HandledMetaKey); !handled {
+				runctl.Fail(err)
+			}
+			return err
+		}
+		if err := w.Truncate(ctx); err != nil {
+			return err
+		}
+		o.log.Warnf("Truncated %s: the source table was truncated", w.Table().Ident.String())
+	}
+	if start < len(batch) {
+		return o.writeRows(ctx, w, batch[start:])
+	}
+	return nil
+}
+
+func truncateText(m *service.Message) string {
+	b, err := m.AsBytes()
+	if err != nil {
+		return ""
+	}
+	if len(b) > 300 {
+		b = b[:300]
+	}
+	return string(b)
+}
+
+func (o *postgresOutput) writeRows(ctx context.Context, w *pgsink.Writer, batch service.MessageBatch) error {
 	rows := make([]map[string]any, len(batch))
 	for i, m := range batch {
 		v, err := m.AsStructured()
