@@ -9,7 +9,7 @@ LDFLAGS      := -s -w -X main.Version=$(VERSION) -X main.DateBuilt=$(DATE)
 GOTESTFLAGS  ?= -count=1 -timeout 20m
 export PG_DSN
 
-.PHONY: all build run test unit lint lint-configs test-configs bench clean
+.PHONY: all build run run-sample test unit lint lint-configs test-configs bench clean
 
 all: build
 
@@ -25,9 +25,21 @@ bin/orchestrator: $(GOSRC)
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orchestrator
 
-# The main job on the bundled sample: loads resources/sample into a source
-# table at PG_DSN and copies it with configs/examples/postgres-to-postgres.yaml.
+# The one-command demo: builds both binaries and starts the orchestrator
+# (SQLite metadata store under ./data, embedded NATS, a spawned engine) with
+# the bundled demo of resources/demo, then keeps running until Ctrl-C. The
+# demo writes to PostgreSQL when PG_DSN answers, else to ./data/demo-target.db.
+# Idempotent: a second run reuses ./data. The API and UI listen on
+# 127.0.0.1:8080 without a token (--insecure-dev, loopback only); set
+# RUN_FLAGS='--demo resources/demo' and AGENTETL_TOKEN to require one.
+# tests/demo starts the orchestrator with exactly these flags.
+RUN_FLAGS    ?= --demo resources/demo --insecure-dev
 run: build
+	./bin/orchestrator $(RUN_FLAGS)
+
+# The earlier quick start: loads resources/sample into a source table at
+# PG_DSN and copies it with configs/examples/postgres-to-postgres.yaml.
+run-sample: build
 	./resources/sample/run.sh
 
 # Everything: unit and integration tests (real PostgreSQL at PG_DSN), config

@@ -26,6 +26,7 @@ import (
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
 	_ "github.com/agentetl/agentetl/plugins/resolution"
+	_ "github.com/agentetl/agentetl/plugins/sqlite"
 )
 
 // extraCommands are our own subcommands (discover, map, diagnose, ...). Each

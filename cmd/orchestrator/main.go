@@ -27,6 +27,7 @@ import (
 
 	orch "github.com/agentetl/agentetl/agents/orchestrator"
 	"github.com/agentetl/agentetl/internal/bus"
+	"github.com/agentetl/agentetl/internal/demo"
 	"github.com/agentetl/agentetl/internal/engine"
 	"github.com/agentetl/agentetl/internal/metastore"
 	"github.com/agentetl/agentetl/internal/model"
@@ -34,6 +35,7 @@ import (
 	"github.com/agentetl/agentetl/internal/orchestrator/autoloop"
 	"github.com/agentetl/agentetl/internal/orchestrator/httpapi"
 	"github.com/agentetl/agentetl/internal/redact"
+	"github.com/agentetl/agentetl/internal/webui"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -43,6 +45,7 @@ type config struct {
 	store, bus, engineURL, engineBin, listen, configsDir, dataDir string
 	token, tokenFile, logLevel, logFormat, conflictRule           string
 	busPort                                                       int
+	demoDir, demoPGSchema                                         string
 	insecure, autoLoop                                            bool
 	reconcileEvery, pollEvery, heartbeatTTL, discoveryEvery       time.Duration
 }
@@ -77,7 +80,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.conflictRule, "conflict-rule", envOr("conflict-rule", ""), "CEL expression over a, b and kind that overrides the built-in conflict ordering")
 	fs.DurationVar(&c.reconcileEvery, "reconcile-interval", 5*time.Second, "how often the engine is compared with the desired state")
 	fs.DurationVar(&c.pollEvery, "poll-interval", 500*time.Millisecond, "how often running executions read engine stats")
-	fs.BoolVar(&c.autoLoop, "auto-loop", envOr("auto-loop", "true") == "true", "run the automatic loop: discovery of PostgreSQL pipeline sources, schema changes to mapping tasks, an in-process mapping worker, the review queue")
+	fs.BoolVar(&c.autoLoop, "auto-loop", envOr("auto-loop", "true") == "true", "run the automatic loop: discovery of pipeline sources (PostgreSQL, SQLite, CSV), schema changes to mapping tasks, an in-process mapping worker, the review queue")
+	fs.StringVar(&c.demoDir, "demo", envOr("demo", ""), "load the bundled demo from this directory (resources/demo) once the orchestrator is ready: pipelines, mapping, a batch load and a stream; idempotent across restarts")
+	fs.StringVar(&c.demoPGSchema, "demo-pg-schema", envOr("demo-pg-schema", demo.DefaultPGSchema), "PostgreSQL schema of the demo's target tables when PG_DSN answers (otherwise the demo writes to <data-dir>/demo-target.db)")
 	fs.DurationVar(&c.discoveryEvery, "discovery-interval", time.Minute, "how often the automatic loop runs discovery on every PostgreSQL pipeline's source table")
 	fs.DurationVar(&c.heartbeatTTL, "heartbeat-ttl", 30*time.Second, "agents silent for longer are offline and their tasks requeued")
 	if err := fs.Parse(args); err != nil {
@@ -327,6 +332,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// The automatic loop: discovery -> schema changes (bus) -> mapping
 	// tasks -> applied mapping or review item.
 	var reviews httpapi.ReviewService
+	var demoLoop *autoloop.Loop
 	loopDone := make(chan struct{})
 	if cfg.autoLoop {
 		loop, err := autoloop.New(autoloop.Options{Store: store, Manager: mgr, Coordinator: coord, Bus: b,
@@ -334,7 +340,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		reviews = loop
+		reviews, demoLoop = loop, loop
 		go func() {
 			defer close(loopDone)
 			if err := loop.Run(runCtx); err != nil {
@@ -387,6 +393,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The web UI owns / and /ui/; the API keeps /api/, probes and metrics.
+	ui, err := webui.New(webui.Config{Manager: mgr, Coordinator: coord, Store: store, Reviews: reviews,
+		Token: cfg.token, Insecure: cfg.insecure, Logger: log})
+	if err != nil {
+		return err
+	}
+	handler = webui.Mount(handler, ui)
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.listen, err)
@@ -399,6 +412,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("orchestrator listening", "addr", ln.Addr().String(), "version", Version, "configs_dir", cfg.configsDir)
+	demoDone := startDemo(runCtx, cfg, mgr, demoLoop, "http://"+ln.Addr().String()+"/", log)
 
 	select {
 	case <-ctx.Done():
@@ -413,6 +427,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancel()
 	_ = srv.Shutdown(shCtx)
 	cancelRun()
+	<-demoDone
 	<-loopDone
 	if sup != nil {
 		<-supDone
@@ -428,4 +443,27 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// startDemo loads the bundled demo (--demo) in the background once the API
+// listens. A demo that fails is reported; the orchestrator keeps running.
+func startDemo(ctx context.Context, cfg config, mgr *orchestrator.Manager, loop *autoloop.Loop, uiURL string, log *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	if cfg.demoDir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		o := demo.Options{Dir: cfg.demoDir, DataDir: cfg.dataDir, Manager: mgr, UIURL: uiURL, Out: os.Stdout,
+			Logger: log, PGSchema: cfg.demoPGSchema}
+		if loop != nil {
+			o.Loop = loop
+		}
+		if err := demo.Run(ctx, o); err != nil && ctx.Err() == nil {
+			log.Error("demo failed", "err", redact.String(err.Error()))
+			fmt.Fprintf(os.Stdout, "agentetl demo failed: %s\n", redact.String(err.Error()))
+		}
+	}()
+	return done
 }

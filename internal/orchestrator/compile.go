@@ -92,6 +92,7 @@ func Compile(pc model.PipelineConfig) (Compiled, error) {
 	if err != nil {
 		return Compiled{}, err
 	}
+	procs = append(sourceProcessors(pc), procs...)
 	if len(procs) > 0 {
 		if dl, ok := resolvedDeadLetter(pc); ok {
 			// Failed transformations are resolved per record: the record
@@ -169,6 +170,8 @@ func sourceComponent(pc model.PipelineConfig) (component, error) {
 			body["stream"] = v
 		}
 		return component{label: labelSource, typ: "nats_jetstream", body: body}, nil
+	case ConnSQLite, ConnCSV, ConnGenerate:
+		return localSource(pc)
 	}
 	return component{}, invalid("source.type", "unsupported source type %q", pc.Source.Type)
 }
@@ -197,6 +200,8 @@ func destinationComponent(pc model.PipelineConfig) (component, error) {
 			body["stream"] = v
 		}
 		main = component{label: labelDestination, typ: "nats_jetstream", body: body}
+	case ConnSQLite:
+		main = sqliteDestination(pc)
 	default:
 		return component{}, invalid("destination.type", "unsupported destination type %q", pc.Destination.Type)
 	}
@@ -402,4 +407,85 @@ func resolvedDeadLetter(pc model.PipelineConfig) (map[string]any, bool) {
 		return map[string]any{"file": map[string]any{"path": v}}, true
 	}
 	return nil, false
+}
+
+// localSource compiles the sources that need no server: an SQLite table
+// (keyset pages with a checkpoint, like a postgres table), a CSV file (one
+// batch per csvBatch rows; see sourceProcessors) and the generate input (a
+// Bloblang mapping evaluated every interval; user Bloblang is checked like
+// a transformation's).
+func localSource(pc model.PipelineConfig) (component, error) {
+	c := pc.Source.Connection
+	switch pc.Source.Type {
+	case ConnSQLite:
+		body := map[string]any{
+			"dsn":              c["dsn"],
+			"table":            pc.Source.Table,
+			"key_column":       or(c["keyColumn"], "id"),
+			"checkpoint_id":    "pipeline:" + pc.ID,
+			"checkpoint_store": "${" + EnvStoreDSN + "}",
+		}
+		if v := c["pageSize"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return component{}, invalid("source.connection.pageSize", "must be an integer")
+			}
+			body["page_size"] = n
+		}
+		if v := c["columns"]; v != "" {
+			body["columns"] = splitList(v)
+		}
+		return component{label: labelSource, typ: "sqlite", body: body}, nil
+	case ConnCSV:
+		body := map[string]any{
+			"paths":            []string{c["path"]},
+			"parse_header_row": true,
+			"delimiter":        or(c["delimiter"], ","),
+			"batch_count":      csvBatch,
+		}
+		return component{label: labelSource, typ: "csv", body: body}, nil
+	case ConnGenerate:
+		mapping := or(c["mapping"], "root = {}")
+		if err := checkUserBloblang("source.connection.mapping", mapping, false); err != nil {
+			return component{}, err
+		}
+		body := map[string]any{"mapping": mapping, "interval": or(c["interval"], "1s")}
+		if v := c["count"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return component{}, invalid("source.connection.count", "must be an integer")
+			}
+			body["count"] = n
+		}
+		return component{label: labelSource, typ: "generate", body: body}, nil
+	}
+	return component{}, invalid("source.type", "unsupported source type %q", pc.Source.Type)
+}
+
+// sourceProcessors are processors a source needs before the
+// transformations: a CSV field left empty becomes null, its usual meaning
+// in legacy exports (a number or date column cannot take "").
+func sourceProcessors(pc model.PipelineConfig) []map[string]any {
+	if pc.Source.Type != ConnCSV {
+		return nil
+	}
+	return []map[string]any{{"label": "csv_empty_as_null",
+		"mapping": `root = this.map_each(kv -> if kv.value == "" { null } else { kv.value })`}}
+}
+
+// csvBatch is the number of CSV rows per batch.
+const csvBatch = 500
+
+// sqliteDestination is the sqlite output for a destination table.
+func sqliteDestination(pc model.PipelineConfig) component {
+	c := pc.Destination.Connection
+	body := map[string]any{
+		"dsn":   c["dsn"],
+		"table": pc.Destination.Table,
+		"mode":  or(c["mode"], "upsert"),
+	}
+	if v := c["keyColumns"]; v != "" {
+		body["key_columns"] = splitList(v)
+	}
+	return component{label: labelDestination, typ: "sqlite", body: body}
 }

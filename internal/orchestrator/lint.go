@@ -20,6 +20,7 @@ import (
 	_ "github.com/agentetl/agentetl/plugins/postgres"
 	_ "github.com/agentetl/agentetl/plugins/prometheus"
 	_ "github.com/agentetl/agentetl/plugins/resolution"
+	_ "github.com/agentetl/agentetl/plugins/sqlite"
 )
 
 // Lint checks a stream config in process with the engine's component set

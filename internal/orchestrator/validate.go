@@ -49,10 +49,14 @@ var connKeys = map[string]map[string][]string{
 	"source": {
 		ConnPostgres: {"dsn", "keyColumn", "pageSize", "columns"},
 		ConnNATS:     {"url", "stream", "deliver"},
+		ConnSQLite:   {"dsn", "keyColumn", "pageSize", "columns"},
+		ConnCSV:      {"path", "delimiter"},
+		ConnGenerate: {"mapping", "interval", "count"},
 	},
 	"destination": {
 		ConnPostgres: {"dsn", "mode", "keyColumns"},
 		ConnNATS:     {"url", "stream"},
+		ConnSQLite:   {"dsn", "mode", "keyColumns"},
 	},
 }
 
@@ -74,12 +78,12 @@ func Validate(pc model.PipelineConfig) []FieldError {
 	}
 	switch pc.Type {
 	case TypeBatch:
-		if pc.Source.Type != "" && pc.Source.Type != ConnPostgres {
-			add("source.type", "a batch pipeline reads %q; %q sources are for stream pipelines", ConnPostgres, pc.Source.Type)
+		if pc.Source.Type != "" && !batchSource(pc.Source.Type) {
+			add("source.type", "a batch pipeline reads %q, %q or %q; %q sources are for stream pipelines", ConnPostgres, ConnSQLite, ConnCSV, pc.Source.Type)
 		}
 	case TypeStream:
-		if pc.Source.Type != "" && pc.Source.Type != ConnNATS {
-			add("source.type", "a stream pipeline reads %q; %q sources are for batch pipelines", ConnNATS, pc.Source.Type)
+		if pc.Source.Type != "" && pc.Source.Type != ConnNATS && pc.Source.Type != ConnGenerate {
+			add("source.type", "a stream pipeline reads %q or %q; %q sources are for batch pipelines", ConnNATS, ConnGenerate, pc.Source.Type)
 		}
 		if pc.Schedule != nil {
 			add("schedule", "only batch pipelines have a schedule; a stream pipeline runs continuously")
@@ -198,10 +202,10 @@ func checkEndpoint(errs *[]FieldError, role, typ string, conn map[string]string,
 	allowed, ok := connKeys[role][typ]
 	switch {
 	case typ == "":
-		add(role+".type", "is required: %q or %q", ConnPostgres, ConnNATS)
+		add(role+".type", "is required: one of %s", knownTypes(role))
 		return
 	case !ok:
-		add(role+".type", "must be %q or %q, not %q", ConnPostgres, ConnNATS, truncate(typ, 40))
+		add(role+".type", "must be one of %s, not %q", knownTypes(role), truncate(typ, 40))
 		return
 	}
 	keys := make([]string, 0, len(conn))
@@ -248,6 +252,8 @@ func checkEndpoint(errs *[]FieldError, role, typ string, conn map[string]string,
 		if v := conn["mode"]; v != "" && v != "insert" && v != "upsert" {
 			add(role+".connection.mode", "must be insert or upsert")
 		}
+	case ConnSQLite, ConnCSV, ConnGenerate:
+		checkLocalEndpoint(errs, role, typ, conn, table, topic, query)
 	case ConnNATS:
 		if table != "" {
 			add(role+".table", "is for postgres endpoints; nats uses topic")
@@ -405,4 +411,98 @@ func checkDeadLetter(pc model.PipelineConfig, dl string) string {
 		}
 	}
 	return ""
+}
+
+// Endpoint types that need no server: an SQLite database file, a CSV file
+// (batch sources) and the generate input (stream sources).
+const (
+	ConnSQLite   = "sqlite"
+	ConnCSV      = "csv"
+	ConnGenerate = "generate"
+)
+
+func batchSource(typ string) bool {
+	return typ == ConnPostgres || typ == ConnSQLite || typ == ConnCSV
+}
+
+// knownTypes lists the endpoint types of a role for messages.
+func knownTypes(role string) string {
+	var names []string
+	for k := range connKeys[role] {
+		names = append(names, strconv.Quote(k))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// checkLocalEndpoint checks sqlite, csv and generate endpoints. Paths must
+// be absolute: the engine runs in its own working directory, so a relative
+// path would silently name another file.
+func checkLocalEndpoint(errs *[]FieldError, role, typ string, conn map[string]string, table, topic, query string) {
+	add := func(path, format string, args ...any) {
+		*errs = append(*errs, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	if topic != "" {
+		add(role+".topic", "is for nats endpoints")
+	}
+	if query != "" {
+		add(role+".query", "is for postgres sources")
+	}
+	switch typ {
+	case ConnSQLite:
+		dsn := strings.TrimSpace(conn["dsn"])
+		switch {
+		case dsn == "":
+			add(role+".connection.dsn", "is required: sqlite:///absolute/path.db or an environment reference such as ${TARGET_SQLITE}")
+		case envRef.ReplaceAllString(dsn, "") == "":
+			// A whole-value ${NAME}: checked where the engine expands it.
+		case !strings.HasPrefix(dsn, "sqlite:///") && !strings.HasPrefix(dsn, "sqlite://${"):
+			add(role+".connection.dsn", "must be sqlite:///absolute/path.db: the engine runs in its own working directory, so a relative path would name another file")
+		case strings.ContainsAny(dsn, "?#"):
+			add(role+".connection.dsn", "must be sqlite:///path without query parameters")
+		}
+		if table == "" {
+			add(role+".table", "is required for an sqlite %s", role)
+		} else if _, err := pgutil.ParseIdent(table); err != nil {
+			add(role+".table", "%v", err)
+		}
+		if v := conn["pageSize"]; v != "" {
+			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 1000000 {
+				add(role+".connection.pageSize", "must be an integer between 1 and 1000000")
+			}
+		}
+		if v := conn["mode"]; v != "" && v != "insert" && v != "upsert" {
+			add(role+".connection.mode", "must be insert or upsert")
+		}
+	case ConnCSV:
+		p := strings.TrimSpace(conn["path"])
+		switch {
+		case p == "":
+			add(role+".connection.path", "is required: the absolute path of the CSV file")
+		case envRef.ReplaceAllString(p, "") == "":
+		case !strings.HasPrefix(p, "/"):
+			add(role+".connection.path", "must be an absolute path: the engine runs in its own working directory")
+		}
+		if table != "" {
+			add(role+".table", "is for sqlite and postgres endpoints; a csv source reads connection.path")
+		}
+		if d := conn["delimiter"]; d != "" && len([]rune(d)) != 1 {
+			add(role+".connection.delimiter", "must be a single character")
+		}
+	case ConnGenerate:
+		if table != "" {
+			add(role+".table", "is for sqlite and postgres endpoints")
+		}
+		checkNoEnv(errs, role+".connection.mapping", conn["mapping"])
+		if v := conn["interval"]; v != "" {
+			if d, err := time.ParseDuration(v); err != nil || d < 0 {
+				add(role+".connection.interval", "must be a duration such as 1s or 500ms")
+			}
+		}
+		if v := conn["count"]; v != "" {
+			if n, err := strconv.Atoi(v); err != nil || n < 0 {
+				add(role+".connection.count", "must be a non-negative integer (0 generates forever)")
+			}
+		}
+	}
 }

@@ -30,7 +30,7 @@ func main() {
 	rows := flag.Int("rows", 1_000_000, "rows in the copy benchmark table")
 	reps := flag.Int("reps", 3, "repetitions of each side; the median is reported")
 	schemaBench := flag.String("schema-bench", "../shared/benchmarks/schema-matching", "schema-matching datasets with score.py")
-	only := flag.String("only", "", "comma-separated sections to run: copy,resolution,discovery,mapping,api (default all)")
+	only := flag.String("only", "", "comma-separated sections to run: copy,resolution,discovery,mapping,kafka,api,ui (default all)")
 	flag.Parse()
 	dsn := os.Getenv("PG_DSN")
 	if dsn == "" {
@@ -51,7 +51,12 @@ func main() {
 		{"discovery", func() error { return discoveryBench(ctx, r, *bin, dsn) }},
 		{"mapping", func() error { return mappingBench(ctx, r, *bin, *schemaBench) }},
 		{"kafka", func() error { return kafkaBench(ctx, r, *bin, dsn) }},
-		{"api", func() error { return commandBench(ctx, r, "./bench/cmd/apibench", "-orchestrator", *orch, "-bin", *bin) }},
+		{"api", func() error {
+			return commandBench(ctx, r, "./bench/cmd/apibench", "-orchestrator", *orch, "-bin", *bin)
+		}},
+		{"ui", func() error {
+			return commandBench(ctx, r, "./bench/cmd/uibench", "-orchestrator", *orch, "-bin", *bin)
+		}},
 	}
 	for _, s := range sections {
 		if !want(s.name) {

@@ -1,5 +1,6 @@
 // Package autoloop is the orchestrator's automatic loop: a discovery worker
-// that watches the source table of every PostgreSQL pipeline and publishes
+// that watches the source table of every pipeline that reads a table or
+// file into a table (PostgreSQL, SQLite, CSV; see mappable) and publishes
 // the schema changes it finds on the bus (the coordinator turns them into
 // mapping tasks), and an in-process mapping worker that derives or adapts
 // the pipeline's field mapping. A mapping whose proposals are all accepted
@@ -23,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -91,6 +93,8 @@ type Loop struct {
 	asked map[string]bool
 	// reviewMu serialises approve and reject.
 	reviewMu sync.Mutex
+	// kick asks Run for a discovery pass before the interval is up.
+	kick chan struct{}
 }
 
 // New checks the options.
@@ -107,7 +111,8 @@ func New(o Options) (*Loop, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Loop{o: o, log: o.Logger.With("component", "autoloop"), agents: map[string]*discovery.Agent{}, asked: map[string]bool{}}, nil
+	return &Loop{o: o, log: o.Logger.With("component", "autoloop"), agents: map[string]*discovery.Agent{}, asked: map[string]bool{},
+		kick: make(chan struct{}, 1)}, nil
 }
 
 // Run runs both workers until ctx ends.
@@ -129,7 +134,18 @@ func (l *Loop) Run(ctx context.Context) error {
 		case err := <-done:
 			return err
 		case <-t.C:
+		case <-l.kick:
 		}
+	}
+}
+
+// Kick asks for a discovery pass now instead of at the next interval, for
+// example right after pipelines were created. Kicks while a pass is
+// pending are merged.
+func (l *Loop) Kick() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -159,17 +175,43 @@ func (l *Loop) expand(v string) (string, error) {
 	return out, nil
 }
 
-// postgresPipeline reports whether the loop manages pc: a PostgreSQL
-// source table and a PostgreSQL destination table.
-func postgresPipeline(pc model.PipelineConfig) bool {
-	return pc.Source.Type == orchestrator.ConnPostgres && pc.Source.Table != "" &&
-		pc.Destination.Type == orchestrator.ConnPostgres && pc.Destination.Table != "" &&
-		!strings.ContainsAny(pc.Source.Table+pc.Destination.Table, "*?")
+// mappable reports whether the loop manages pc: a source table or file it
+// can discover (PostgreSQL or SQLite table, CSV file) and a destination
+// table it can describe (PostgreSQL or SQLite).
+func mappable(pc model.PipelineConfig) bool {
+	src, dst := sourceEndpoint(pc), destinationEndpoint(pc)
+	return src.table != "" && dst.table != "" && !strings.ContainsAny(src.table+dst.table, "*?")
+}
+
+// endpoint is what discovery needs to describe one side of a pipeline: a
+// DSN (with ${ENV} references still unexpanded) and a table name.
+type endpoint struct{ dsn, table string }
+
+func sourceEndpoint(pc model.PipelineConfig) endpoint {
+	switch pc.Source.Type {
+	case orchestrator.ConnPostgres, orchestrator.ConnSQLite:
+		return endpoint{pc.Source.Connection["dsn"], pc.Source.Table}
+	case orchestrator.ConnCSV:
+		// A CSV file is discovered as the entity named after it in the
+		// directory that holds it.
+		if p := pc.Source.Connection["path"]; p != "" {
+			return endpoint{"file://" + filepath.Dir(p), filepath.Base(p)}
+		}
+	}
+	return endpoint{}
+}
+
+func destinationEndpoint(pc model.PipelineConfig) endpoint {
+	switch pc.Destination.Type {
+	case orchestrator.ConnPostgres, orchestrator.ConnSQLite:
+		return endpoint{pc.Destination.Connection["dsn"], pc.Destination.Table}
+	}
+	return endpoint{}
 }
 
 // ---- discovery ----
 
-// DiscoverOnce runs discovery on the source table of every PostgreSQL
+// DiscoverOnce runs discovery on the source table of every mappable
 // pipeline (metadata only) against the metadata store's catalog, publishes
 // every schema change on the bus with the change id as event id, and
 // records one decision per change and affected pipeline. A pipeline that
@@ -186,17 +228,18 @@ func (l *Loop) DiscoverOnce(ctx context.Context) error {
 	targets := map[string]*target{}
 	var keys []string
 	for _, pv := range pvs {
-		if !postgresPipeline(pv.Config) {
+		if !mappable(pv.Config) {
 			continue
 		}
-		dsn, err := l.expand(pv.Config.Source.Connection["dsn"])
+		src := sourceEndpoint(pv.Config)
+		dsn, err := l.expand(src.dsn)
 		if err != nil {
 			l.log.Warn("pipeline source not discoverable", "pipeline", pv.PipelineID, "err", err)
 			continue
 		}
-		k := dsn + "\x00" + pv.Config.Source.Table
+		k := dsn + "\x00" + src.table
 		if targets[k] == nil {
-			targets[k] = &target{dsn: dsn, table: pv.Config.Source.Table}
+			targets[k] = &target{dsn: dsn, table: src.table}
 			keys = append(keys, k)
 		}
 		targets[k].pipelines = append(targets[k].pipelines, pv)
@@ -212,6 +255,14 @@ func (l *Loop) DiscoverOnce(ctx context.Context) error {
 		}
 		if len(changes) > 0 {
 			l.publishChanges(ctx, changes, tg.pipelines)
+			// The coordinator matches changes to pipelines by source table;
+			// a CSV source has none (it names a file), so the loop asks for
+			// its mapping task itself.
+			for _, pv := range tg.pipelines {
+				if pv.Config.Source.Table == "" {
+					l.fileMappingTask(ctx, pv, changes)
+				}
+			}
 			continue
 		}
 		for _, pv := range tg.pipelines {
@@ -274,7 +325,8 @@ func (l *Loop) publishChanges(ctx context.Context, changes []discovery.SchemaCha
 }
 
 // ensureMapping asks once (per process) for a mapping task for a pipeline
-// that has neither the loop's mapping nor one of its own.
+// that has neither the loop's mapping nor one of its own, nor a pending
+// review.
 func (l *Loop) ensureMapping(ctx context.Context, pv metastore.PipelineConfigVersion) {
 	if hasMap(pv.Config) {
 		return
@@ -286,8 +338,18 @@ func (l *Loop) ensureMapping(ctx context.Context, pv metastore.PipelineConfigVer
 	if asked {
 		return
 	}
+	// A pipeline paused for a pending review already has its mapping
+	// task's answer; asking again (after a restart) would open a second
+	// review of the same thing.
+	if rs, err := l.Reviews(ctx, ReviewPending); err == nil {
+		for _, r := range rs {
+			if r.PipelineID == pv.PipelineID {
+				return
+			}
+		}
+	}
 	b, err := json.Marshal(map[string]any{"pipelineId": pv.PipelineID, "key": pv.PipelineID + "/mapping",
-		"reason": "no_mapping", "sourceTable": pv.Config.Source.Table, "targetTable": pv.Config.Destination.Table,
+		"reason": "no_mapping", "sourceTable": sourceEndpoint(pv.Config).table, "targetTable": destinationEndpoint(pv.Config).table,
 		"pipelineVersion": pv.Version})
 	if err != nil {
 		return
@@ -319,4 +381,33 @@ func ownMapIndex(pc model.PipelineConfig) (own int, foreign bool) {
 		}
 	}
 	return own, foreign
+}
+
+// fileMappingTask queues a mapping task for a pipeline whose source is a
+// file, with the changes discovery found in it, as the coordinator does for
+// a source table.
+func (l *Loop) fileMappingTask(ctx context.Context, pv metastore.PipelineConfigVersion, changes []discovery.SchemaChange) {
+	chs := make([]orch.SchemaChange, 0, len(changes))
+	for _, ch := range changes {
+		chs = append(chs, orch.SchemaChange{ID: ch.ID, SourceID: ch.SourceID, Table: ch.Table, ChangeType: ch.ChangeType,
+			Severity: ch.Severity, Column: ch.Column, PreviousColumn: ch.PreviousColumn, Confidence: ch.Confidence})
+	}
+	src := sourceEndpoint(pv.Config)
+	b, err := json.Marshal(map[string]any{"pipelineId": pv.PipelineID, "key": pv.PipelineID + "/mapping",
+		"reason": "schema_change", "sourceTable": src.table, "targetTable": destinationEndpoint(pv.Config).table,
+		"pipelineVersion": pv.Version, "changes": chs})
+	if err != nil {
+		return
+	}
+	asg, err := l.o.Coordinator.AssignTask(ctx, model.Task{Priority: orch.PriorityMapping + 5, Payload: b}, model.AgentMapping)
+	if err != nil {
+		l.log.Warn("mapping task not created", "pipeline", pv.PipelineID, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.asked[pv.PipelineID] = true
+	l.mu.Unlock()
+	l.o.Coordinator.RecordDecision(ctx, model.AgentDecision{AgentID: DiscoveryAgentID, AgentType: model.AgentDiscovery,
+		TaskID: asg.Task.ID, PipelineID: pv.PipelineID, Action: "schema_change_to_mapping", Confidence: 1, Outcome: asg.Status,
+		Reasoning: fmt.Sprintf("source file %s of pipeline %s changed (%d changes); its mapping must be re-derived", src.table, pv.PipelineID, len(chs))})
 }

@@ -56,9 +56,9 @@ func (l *Loop) HandleMapping(ctx context.Context, t model.Task) (orch.TaskResult
 		return orch.TaskResult{}, fmt.Errorf("autoloop: load pipeline %s: %w", mt.PipelineID, err)
 	}
 	pc := pv.Config
-	if !postgresPipeline(pc) {
+	if !mappable(pc) {
 		return orch.TaskResult{Outcome: "skipped", Action: "mapping_skipped",
-			Reasoning: fmt.Sprintf("pipeline %s does not read a PostgreSQL table into a PostgreSQL table; the automatic mapping covers only those", pc.ID)}, nil
+			Reasoning: fmt.Sprintf("pipeline %s does not read a table or file (postgres, sqlite, csv) into a table (postgres, sqlite); the automatic mapping covers only those", pc.ID)}, nil
 	}
 	own, foreign := ownMapIndex(pc)
 	var unhandled []string
@@ -75,19 +75,20 @@ func (l *Loop) HandleMapping(ctx context.Context, t model.Task) (orch.TaskResult
 		return l.openReview(ctx, t, pv, nil, []string{"the pipeline has a user-defined map transformation the agent does not rewrite; its source changed: " + describeChanges(mt.Changes)})
 	}
 
-	srcDSN, err := l.expand(pc.Source.Connection["dsn"])
+	srcEP, dstEP := sourceEndpoint(pc), destinationEndpoint(pc)
+	srcDSN, err := l.expand(srcEP.dsn)
 	if err != nil {
 		return orch.TaskResult{}, err
 	}
-	dstDSN, err := l.expand(pc.Destination.Connection["dsn"])
+	dstDSN, err := l.expand(dstEP.dsn)
 	if err != nil {
 		return orch.TaskResult{}, err
 	}
-	src, err := describe(ctx, srcDSN, pc.Source.Table)
+	src, err := describe(ctx, srcDSN, srcEP.table)
 	if err != nil {
 		return orch.TaskResult{}, err
 	}
-	tgt, err := describe(ctx, dstDSN, pc.Destination.Table)
+	tgt, err := describe(ctx, dstDSN, dstEP.table)
 	if err != nil {
 		return orch.TaskResult{}, err
 	}
@@ -122,7 +123,7 @@ func (l *Loop) HandleMapping(ctx context.Context, t model.Task) (orch.TaskResult
 	return orch.TaskResult{Outcome: fmt.Sprintf("applied as version %d", p.Version), Action: "mapping_applied",
 		Confidence: minConfidence(res),
 		Reasoning: fmt.Sprintf("%s: every proposal for %s -> %s is accepted (%s); written into pipeline %s as version %d, which the engine reloads",
-			how, pc.Source.Table, pc.Destination.Table, summary(res), pc.ID, p.Version)}, nil
+			how, srcEP.table, dstEP.table, summary(res), pc.ID, p.Version)}, nil
 }
 
 // derive adapts the stored mapping to renames, or maps from scratch.
