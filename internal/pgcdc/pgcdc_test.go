@@ -61,7 +61,7 @@ func names(t *testing.T) (slot, pub string) {
 func dropSlotAndPublication(t *testing.T, slot, pub string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := cdctest.DropSlotAndPublication(ctx, testpg.DSN(), slot, pub); err != nil {
+	if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
 }
@@ -93,7 +93,7 @@ func collect(t *testing.T, s *pgcdc.Stream, n int) []pgcdc.Event {
 }
 
 func TestDecodesChangesWithTypesAndBeforeImages(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE "Items ü" (id bigint PRIMARY KEY, small int, amount numeric(12,2), big numeric, name text,
 		at timestamptz, day date, local timestamp, flag boolean, doc jsonb, u uuid, f float8, tags int[], note varchar(20))`)
 	db.Exec(t, `CREATE TABLE full_t (id int PRIMARY KEY, v text, n int)`)
@@ -166,7 +166,7 @@ func TestDecodesChangesWithTypesAndBeforeImages(t *testing.T) {
 }
 
 func TestSnapshotThenStreamHasNoGapsAndNoDuplicates(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g`)
 	slot, pub := names(t)
@@ -221,7 +221,7 @@ func TestSnapshotThenStreamHasNoGapsAndNoDuplicates(t *testing.T) {
 // The confirmed position never passes a batch that is not acknowledged,
 // however many later batches are.
 func TestConfirmedPositionWaitsForEveryEarlierAck(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	slot, pub := names(t)
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
@@ -267,7 +267,7 @@ func TestConfirmedPositionWaitsForEveryEarlierAck(t *testing.T) {
 // A rejected batch ends the stream; a new stream replays it, and what came
 // after it, from the confirmed position.
 func TestRejectedBatchIsReplayedByTheNextStream(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	slot, pub := names(t)
 	// Batches of exactly one transaction each: 10 rows, and a period long
@@ -299,7 +299,7 @@ func TestRejectedBatchIsReplayedByTheNextStream(t *testing.T) {
 }
 
 func TestSchemaChangesAreSurfaced(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, a text, b int)`)
 	slot, pub := names(t)
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
@@ -341,7 +341,7 @@ func publicationExists(t *testing.T, db *testpg.DB, pub string) bool {
 }
 
 func TestUnsupportedReplicaIdentityExplainsTheFix(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE keyless (a int, b text)`)
 	db.Exec(t, `CREATE TABLE nothing (id int PRIMARY KEY, b text)`)
 	db.Exec(t, `ALTER TABLE nothing REPLICA IDENTITY NOTHING`)
@@ -379,7 +379,7 @@ func TestUnsupportedReplicaIdentityExplainsTheFix(t *testing.T) {
 }
 
 func TestConfigurationErrors(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	db.Exec(t, `CREATE VIEW v AS SELECT * FROM t`)
 	slot, pub := names(t)
@@ -506,7 +506,7 @@ func findServerBinaries(t *testing.T) (initdb, postgres string) {
 // slot is replayed from its start: changes made in between come after the
 // new snapshot, so applying everything in order gives the source's state.
 func TestInterruptedSnapshotIsTakenAgainAndConverges(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
 	slot, pub := names(t)
@@ -561,7 +561,7 @@ func TestInterruptedSnapshotIsTakenAgainAndConverges(t *testing.T) {
 }
 
 func TestReusesPublicationAddsTablesAndReportsTruncate(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE a (id int PRIMARY KEY)`)
 	db.Exec(t, `CREATE TABLE b (id int PRIMARY KEY)`)
 	slot, pub := names(t)

@@ -49,22 +49,28 @@ type DB struct {
 // NewSchema creates a schema for this test and returns a pool bound to it.
 func NewSchema(t testing.TB) *DB {
 	t.Helper()
+	return NewSchemaOn(t, DSN())
+}
+
+// NewSchemaOn is NewSchema on the server at server.
+func NewSchemaOn(t testing.TB, server string) *DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, DSN())
+	admin, err := pgx.Connect(ctx, server)
 	require.NoError(t, err, "PostgreSQL at PG_DSN must be reachable for integration tests")
 	defer admin.Close(context.Background())
 	schema := RandName("t_")
 	_, err = admin.Exec(ctx, "CREATE SCHEMA "+pgutil.QuoteIdent(schema))
 	require.NoError(t, err)
-	dsn := WithParam(DSN(), "search_path", schema)
+	dsn := WithParam(server, "search_path", schema)
 	pool, err := pgxpool.New(ctx, dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		pool.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(ctx, DSN())
+		c, err := pgx.Connect(ctx, server)
 		if err != nil {
 			return
 		}

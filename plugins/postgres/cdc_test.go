@@ -28,7 +28,7 @@ func cdcNames(t *testing.T) (slot, pub string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := cdctest.DropSlotAndPublication(ctx, testpg.DSN(), slot, pub); err != nil {
+		if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
@@ -70,7 +70,7 @@ func waitSlotActive(t *testing.T, db *testpg.DB, slot string) {
 }
 
 func TestCDCMessagesCarryOperationImagesAndMetadata(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2), status text)`)
 	db.Exec(t, `ALTER TABLE orders REPLICA IDENTITY FULL`)
 	db.Exec(t, `INSERT INTO orders VALUES (1, 9.99, 'new')`)
@@ -168,7 +168,7 @@ func change(op string, row string) *service.Message {
 }
 
 func TestPostgresOutputAppliesDeletesInBatchOrder(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE "Tgt ü" (id int, part text, v text, PRIMARY KEY (id, part))`)
 	db.Exec(t, `INSERT INTO "Tgt ü" SELECT g, 'a', 'v' || g FROM generate_series(1, 6) g`)
 	out := fmt.Sprintf(`
@@ -205,7 +205,7 @@ postgres:
 }
 
 func TestPostgresOutputDeleteOptions(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 3) g`)
 	custom := func(op string, row string) *service.Message {
@@ -292,7 +292,7 @@ output:
 // The CDC must-show, in process: 50,000 mixed changes (on top of a
 // snapshot of 10,000 rows) leave the target identical to the source.
 func TestCDC50kMixedChangesLeaveTargetIdentical(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	ctx := context.Background()
 	db.Exec(t, fmt.Sprintf(cdctest.SourceDDL, "src"))
 	db.Exec(t, `CREATE TABLE dst (LIKE src INCLUDING ALL)`)
@@ -326,7 +326,7 @@ func TestCDC50kMixedChangesLeaveTargetIdentical(t *testing.T) {
 // A batch the output rejects is not lost: the input reconnects and the slot
 // replays it (and anything after it) until it is accepted.
 func TestCDCRejectedBatchIsReplayed(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	slot, pub := cdcNames(t)
 	var mu sync.Mutex
@@ -387,7 +387,7 @@ postgres_cdc:
 // a schema_change message is acknowledged without touching the table; in
 // insert mode a truncate is refused clearly.
 func TestPostgresOutputAppliesTruncateInStreamOrder(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE tgt (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO tgt SELECT g, 'old' FROM generate_series(1, 5) g`)
 	out := fmt.Sprintf(`

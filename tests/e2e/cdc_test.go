@@ -25,7 +25,7 @@ func cdcNames(t *testing.T) (slot, pub string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if err := cdctest.DropSlotAndPublication(ctx, testpg.DSN(), slot, pub); err != nil {
+		if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
@@ -80,14 +80,14 @@ logger:
 // goes on. The target must end identical to the source.
 func TestCDCKillAndRestart(t *testing.T) {
 	testStart := time.Now()
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	ctx := context.Background()
 	src, dst := db.Schema+".src", db.Schema+".dst"
 	db.Exec(t, fmt.Sprintf(cdctest.SourceDDL, src))
 	db.Exec(t, `CREATE TABLE `+dst+` (LIKE `+src+` INCLUDING ALL)`)
 	require.NoError(t, cdctest.Preload(ctx, db.Pool, src, 10_000))
 	slot, pub := cdcNames(t)
-	cfg := writeCDCConfig(t, testpg.DSN(), slot, pub, src, dst, "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
+	cfg := writeCDCConfig(t, testpg.LogicalDSN(t), slot, pub, src, dst, "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
 
 	p1 := startAgent(t, 90*time.Second, nil, "run", cfg)
 	require.Eventually(t, func() bool {
@@ -149,12 +149,12 @@ func TestCDCKillAndRestart(t *testing.T) {
 
 // A table whose deletes cannot be identified stops the run with the fix.
 func TestCDCUnsupportedReplicaIdentityStopsTheRun(t *testing.T) {
-	db := testpg.NewSchema(t)
+	db := testpg.NewLogicalSchema(t)
 	src := db.Schema + ".keyless"
 	db.Exec(t, `CREATE TABLE `+src+` (a int, b text)`)
 	db.Exec(t, `CREATE TABLE `+db.Schema+`.dst (a int PRIMARY KEY, b text)`)
 	slot, pub := cdcNames(t)
-	cfg := writeCDCConfig(t, testpg.DSN(), slot, pub, src, db.Schema+".dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
+	cfg := writeCDCConfig(t, testpg.LogicalDSN(t), slot, pub, src, db.Schema+".dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
 	code, out, _ := runAgent(t, 60*time.Second, nil, "run", cfg)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, out, "has no primary key")

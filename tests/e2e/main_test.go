@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/metastore"
+	"github.com/agentetl/agentetl/internal/testpg"
 	"github.com/agentetl/agentetl/internal/testutil"
 )
 
@@ -35,7 +36,9 @@ var pipelineEnv = []string{
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	testpg.StopClusters()
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {
