@@ -44,8 +44,14 @@ run-sample: build
 
 # Everything: unit and integration tests (real PostgreSQL at PG_DSN), config
 # lint and the configs' own unit tests.
+# The fault-injection suite (tests/fault) writes one line per scenario to
+# FAULT_SUMMARY; it is printed after the tests, pass or fail.
+FAULT_SUMMARY ?= $(CURDIR)/data/fault-summary.txt
 test: build lint-configs test-configs
-	AGENTETL_BINARY=$(CURDIR)/bin/agentetl ORCHESTRATOR_BINARY=$(CURDIR)/bin/orchestrator $(GO) test $(GOTESTFLAGS) ./...
+	@mkdir -p $(dir $(FAULT_SUMMARY)) && rm -f $(FAULT_SUMMARY)
+	@AGENTETL_BINARY=$(CURDIR)/bin/agentetl ORCHESTRATOR_BINARY=$(CURDIR)/bin/orchestrator FAULT_SUMMARY=$(FAULT_SUMMARY) \
+		$(GO) test $(GOTESTFLAGS) ./...; status=$$?; \
+		echo "fault injection (tests/fault):"; sort $(FAULT_SUMMARY) 2>/dev/null || echo "  no scenario ran"; exit $$status
 
 lint: build lint-configs
 	$(GO) vet ./...
