@@ -330,6 +330,16 @@ func (m *Manager) engine() (Engine, error) {
 	return e, nil
 }
 
+// StreamStats reads a pipeline's counters from the engine: for a stream
+// pipeline, what it has done since the engine started it.
+func (m *Manager) StreamStats(ctx context.Context, id string) (engine.Stats, error) {
+	e, err := m.engine()
+	if err != nil {
+		return engine.Stats{}, err
+	}
+	return e.Stats(ctx, id)
+}
+
 // ---- queries ----
 
 // List returns every pipeline's current version, by id. It is served from

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -90,7 +91,14 @@ type Writer struct {
 	keys      []string
 	// insertKeys is the primary key in insert mode (see insertReplayed).
 	insertKeys []string
-	stage      string // name prefix of the per-session staging table (see stageFor)
+	// realConflicts remembers the key conflicts (by the server's "Key
+	// (id)=(42) already exists" detail) that insertReplayed found to be
+	// real duplicates: when error_resolution bisects a batch around such
+	// a row, every half that still holds it fails on the same key, and
+	// the comparison is not repeated.
+	conflictsMu   sync.Mutex
+	realConflicts map[string]struct{}
+	stage         string // name prefix of the per-session staging table (see stageFor)
 	// mergeFor counts the batches still to write through the staging path
 	// after the last key conflict.
 	mergeFor atomic.Int64
@@ -178,7 +186,6 @@ func (w *Writer) prepare(ctx context.Context, id pgutil.Ident) error {
 		// Insert mode checks a key conflict against the primary key: a
 		// redelivered batch must not fail on its own earlier write.
 		w.insertKeys = t.PrimaryKey
-		w.stage = "_agentetl_stage_" + strconv.FormatUint(uint64(t.OID), 10)
 	}
 	return nil
 }
@@ -307,10 +314,15 @@ func (w *Writer) Write(ctx context.Context, rows []map[string]any) error {
 			// identical to the stored one, the batch was (partly) written
 			// before; the rest is inserted. Any other conflict keeps the
 			// error, so a real duplicate key is never hidden.
-			if done, rerr := w.insertReplayed(ctx, conn.Conn(), cols, data); rerr != nil {
-				return rerr
-			} else if done {
-				err = nil
+			detail := conflictDetail(err)
+			if !w.knownConflict(detail) {
+				if done, rerr := w.insertReplayed(ctx, conn.Conn(), cols, rows, detail); rerr != nil {
+					return rerr
+				} else if done {
+					err = nil
+				} else {
+					w.rememberConflict(detail)
+				}
 			}
 		}
 	} else {
@@ -513,24 +525,33 @@ func (w *Writer) merge(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column
 	return nil
 }
 
-// insertReplayed stages an insert batch that hit a key conflict and
+// insertReplayed checks an insert batch that hit a key conflict and
 // inserts it when the batch has no duplicate keys of its own and every row
 // whose key is already in the table equals it in the written columns. It
-// reports false, writing nothing, when a conflict is a real one.
-func (w *Writer) insertReplayed(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, data []byte) (bool, error) {
+// reports false, writing nothing, when a conflict is a real one, or when
+// the rows cannot be compared (the caller keeps the original error).
+//
+// The rows travel as one jsonb parameter read with jsonb_populate_recordset,
+// so a real duplicate costs one round trip: error_resolution isolates such
+// rows by bisection, which makes this check run once per failing part.
+func (w *Writer) insertReplayed(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any, detail string) (bool, error) {
 	target := w.table.Load().Ident
-	tx, err := conn.Begin(ctx)
+	if w.namedConflictIsReal(ctx, conn, cols, rows, detail) {
+		return false, nil
+	}
+	doc := make([]map[string]any, len(rows))
+	for i, r := range rows {
+		m := make(map[string]any, len(cols))
+		for _, c := range cols {
+			m[c.Name] = r[c.Name]
+		}
+		doc[i] = m
+	}
+	payload, err := json.Marshal(doc)
 	if err != nil {
-		return false, pgutil.Wrap("begin", err)
+		return false, nil
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	stage := w.stageFor(w.table.Load())
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+stage+" (LIKE "+target.Quoted()+" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"); err != nil {
-		return false, pgutil.Wrap("create staging table for "+target.String(), err)
-	}
-	if err := copyIn(ctx, conn, stage, cols, data); err != nil {
-		return false, pgutil.Wrap("copy into staging for "+target.String(), err)
-	}
+	src := "jsonb_populate_recordset(NULL::" + target.Quoted() + ", $1::jsonb)"
 	keys := pgutil.QuoteList(w.insertKeys)
 	var on, cur, stg []string
 	isKey := map[string]bool{}
@@ -550,25 +571,109 @@ func (w *Writer) insertReplayed(ctx context.Context, conn *pgx.Conn, cols []pgut
 		differ = "(" + strings.Join(cur, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(stg, ", ") + ",NULL)"
 	}
 	var dupInBatch, differing, present int64
-	err = tx.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM `+stage+` GROUP BY `+keys+` HAVING count(*) > 1) d),
-		(SELECT count(*) FROM `+stage+` s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+` WHERE `+differ+`),
-		(SELECT count(*) FROM `+stage+` s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+`)`).Scan(&dupInBatch, &differing, &present)
+	err = conn.QueryRow(ctx, `WITH s AS MATERIALIZED (SELECT * FROM `+src+`) SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM s GROUP BY `+keys+` HAVING count(*) > 1) d),
+		(SELECT count(*) FROM s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+` WHERE `+differ+`),
+		(SELECT count(*) FROM s JOIN `+target.Quoted()+` t ON `+strings.Join(on, " AND ")+`)`, payload).Scan(&dupInBatch, &differing, &present)
 	if err != nil {
-		return false, pgutil.Wrap("compare conflicting rows of "+target.String(), err)
+		if pgutil.IsConnectionError(err) {
+			return false, pgutil.Wrap("compare conflicting rows of "+target.String(), err)
+		}
+		return false, nil
 	}
 	if dupInBatch > 0 || differing > 0 {
 		return false, nil
 	}
 	list := pgutil.QuoteList(names(cols))
-	if _, err := tx.Exec(ctx, "INSERT INTO "+target.Quoted()+" ("+list+") SELECT "+list+" FROM "+stage+" ON CONFLICT ("+keys+") DO NOTHING"); err != nil {
+	if _, err := conn.Exec(ctx, "INSERT INTO "+target.Quoted()+" ("+list+") SELECT "+list+" FROM "+src+" ON CONFLICT ("+keys+") DO NOTHING", payload); err != nil {
 		return false, pgutil.Wrap("insert into "+target.String(), err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, pgutil.Wrap("commit insert into "+target.String(), err)
 	}
 	w.Stats.AlreadyWritten.Add(present)
 	return true, nil
+}
+
+// keyDetail reads the key value of a single-column key conflict from the
+// server's detail, `Key (id)=(42) already exists.`
+var keyDetail = regexp.MustCompile(`^Key \((.+)\)=\((.*)\) already exists\.?$`)
+
+// namedConflictIsReal looks only at the row the server named: with a
+// single-column key it finds that row in the batch and compares it with the
+// stored one in one small query. True means a real duplicate (twice in the
+// batch, or stored with other values); false means the whole batch must be
+// checked.
+func (w *Writer) namedConflictIsReal(ctx context.Context, conn *pgx.Conn, cols []pgutil.Column, rows []map[string]any, detail string) bool {
+	m := keyDetail.FindStringSubmatch(detail)
+	if m == nil || len(w.insertKeys) != 1 || m[1] != w.insertKeys[0] && m[1] != pgutil.QuoteIdent(w.insertKeys[0]) {
+		return false
+	}
+	key := w.insertKeys[0]
+	var found map[string]any
+	for _, r := range rows {
+		if v, ok := r[key]; ok && v != nil && fmt.Sprint(v) == m[2] {
+			if found != nil {
+				return true // the key twice in the batch
+			}
+			found = r
+		}
+	}
+	if found == nil {
+		return false
+	}
+	row := make(map[string]any, len(cols))
+	var cur, stg []string
+	for _, c := range cols {
+		row[c.Name] = found[c.Name]
+		if c.Name != key {
+			q := pgutil.QuoteIdent(c.Name)
+			cur, stg = append(cur, "t."+q), append(stg, "s."+q)
+		}
+	}
+	if len(cur) == 0 {
+		return false
+	}
+	payload, err := json.Marshal(row)
+	if err != nil {
+		return false
+	}
+	target := w.table.Load().Ident
+	q := pgutil.QuoteIdent(key)
+	var differs bool
+	err = conn.QueryRow(ctx, `SELECT (`+strings.Join(cur, ", ")+`,NULL) IS DISTINCT FROM (`+strings.Join(stg, ", ")+`,NULL)
+		FROM jsonb_populate_record(NULL::`+target.Quoted()+`, $1::jsonb) s JOIN `+target.Quoted()+` t ON t.`+q+` = s.`+q, payload).Scan(&differs)
+	return err == nil && differs
+}
+
+// conflictDetail is the server's detail of a key conflict, naming the key.
+func conflictDetail(err error) string {
+	var pe *pgutil.Error
+	if errors.As(err, &pe) {
+		return pe.Detail
+	}
+	return ""
+}
+
+func (w *Writer) knownConflict(detail string) bool {
+	if detail == "" {
+		return false
+	}
+	w.conflictsMu.Lock()
+	defer w.conflictsMu.Unlock()
+	_, ok := w.realConflicts[detail]
+	return ok
+}
+
+// rememberConflict keeps at most 10,000 details; the set starts over when
+// full, which only costs repeated comparisons.
+func (w *Writer) rememberConflict(detail string) {
+	if detail == "" {
+		return
+	}
+	w.conflictsMu.Lock()
+	defer w.conflictsMu.Unlock()
+	if w.realConflicts == nil || len(w.realConflicts) >= 10000 {
+		w.realConflicts = map[string]struct{}{}
+	}
+	w.realConflicts[detail] = struct{}{}
 }
 
 // hasAll reports whether cols include every one of keys (and keys is not

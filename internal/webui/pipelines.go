@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentetl/agentetl/internal/metastore"
@@ -59,6 +60,9 @@ type pipelineRow struct {
 	RowsPerSec            float64
 	ErrorRate             float64
 	Duration              time.Duration
+	// Live is set for a stream pipeline whose engine counters were read:
+	// RowsPerSec and ErrorRate are then averages since the stream started.
+	Live bool
 }
 
 // execStats derives rows per second, error rate and duration of a run.
@@ -100,7 +104,37 @@ func (u *UI) pipelineRows(ctx context.Context, ps []orchestrator.Pipeline) []pip
 		}
 		rows = append(rows, row)
 	}
+	u.streamRates(ctx, rows)
 	return rows
+}
+
+// streamRates fills rows/s and error rate of the stream pipelines in rows
+// from the engine's counters, read concurrently with a short deadline so a
+// busy or restarting engine cannot slow the page down; a stream whose
+// counters cannot be read shows none.
+func (u *UI) streamRates(ctx context.Context, rows []pipelineRow) {
+	ctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range rows {
+		if rows[i].Type != orchestrator.TypeStream || rows[i].State != orchestrator.StateActive {
+			continue
+		}
+		wg.Add(1)
+		go func(r *pipelineRow) {
+			defer wg.Done()
+			st, err := u.c.Manager.StreamStats(ctx, r.ID)
+			if err != nil || st.Uptime <= 0 {
+				return
+			}
+			r.Live = true
+			r.RowsPerSec = float64(st.RowsOut) / st.Uptime.Seconds()
+			if st.RowsIn > 0 {
+				r.ErrorRate = float64(st.OutputErrors+st.ProcessorErrors) / float64(st.RowsIn)
+			}
+		}(&rows[i])
+	}
+	wg.Wait()
 }
 
 type pipelinesData struct {

@@ -205,6 +205,7 @@ func TestWebUI(t *testing.T) {
 	db := testpg.NewSchema(t)
 	// The review: a target whose names the matcher cannot pair confidently.
 	db.Exec(t, `CREATE TABLE orders (id bigint PRIMARY KEY, qty integer)`)
+	db.Exec(t, `CREATE TABLE events (id text PRIMARY KEY, kind text)`)
 	db.Exec(t, `INSERT INTO orders SELECT g, g % 7 FROM generate_series(1, 100) g`)
 	db.Exec(t, `CREATE TABLE order_copy (order_ref bigint PRIMARY KEY, quantity integer)`)
 	// The dead letters: five rows the destination's CHECK constraint refuses.
@@ -243,6 +244,13 @@ func TestWebUI(t *testing.T) {
 		"transformations": []any{map[string]any{"id": "copy", "type": "map", "logic": "root = this"}},
 		"errorHandling":   map[string]any{"deadLetter": "table:" + db.Schema + ".dl_dead", "maxRetries": 2},
 	}, nil)
+	// A stream pipeline: the overview shows its live rate from the engine.
+	s.api(t, 201, "POST", "/api/v1/pipelines", map[string]any{
+		"id": "events-stream", "name": "generated events", "type": "stream",
+		"source": map[string]any{"type": "generate", "connection": map[string]any{
+			"mapping": `root = {"id": uuid_v4(), "kind": "click"}`, "interval": "20ms"}},
+		"destination": map[string]any{"type": "postgres", "table": db.Schema + ".events", "connection": map[string]any{"dsn": "${PIPE_PG_DSN}"}},
+	}, nil)
 	var reviews struct {
 		Reviews []struct {
 			ID string `json:"id"`
@@ -280,6 +288,8 @@ func TestWebUI(t *testing.T) {
 		b.navigate("/ui/")
 		b.waitText("#overview-live", "review-orders", 2*time.Second)
 		b.waitText("#h-reviews + p", "1 review(s) wait", 2*time.Second)
+		// The stream's rate comes live from the engine's counters.
+		b.waitText("#overview-live", "avg since start", 10*time.Second)
 		b.page("overview")
 		// The overview updates itself without a reload.
 		eval[bool](b, `window.__marker = true`)

@@ -18,7 +18,7 @@ import (
 // keys in insert mode), and reports the ratio of the median times. Every run
 // is verified: count(source) = count(target) + count(dead letter).
 func resolutionBench(ctx context.Context, r *report, bin, dsn string) error {
-	const rows, reps = 100_000, 3
+	const rows, reps = 100_000, 7
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -120,7 +120,7 @@ func resolutionBench(ctx context.Context, r *report, bin, dsn string) error {
 		verdict = "MISSES"
 	}
 	fmt.Fprintf(&r.b, "## Error resolution: %d-row load with 1%% bad rows vs the same load clean\n\n", rows)
-	fmt.Fprintf(&r.b, "`bin/agentetl run configs/examples/resilient-load.yaml` (insert mode, error_resolution wrapping the postgres output, dead letters to a table).\n")
+	fmt.Fprintf(&r.b, "`bin/agentetl run configs/examples/resilient-load.yaml` (WRITE_MODE=insert, error_resolution wrapping the postgres output, dead letters to a table).\n")
 	fmt.Fprintf(&r.b, "Bad rows: 250 each of a value too long for varchar(40), a check violation, an unparseable date and a duplicate key; median of %d alternating runs, each verified by count(source) = count(target) + count(dead letter).\n\n", reps)
 	fmt.Fprintf(&r.b, "| load | median time | rows/s |\n|---|---|---|\n")
 	fmt.Fprintf(&r.b, "| clean | %.2f s | %.0f |\n", c.Seconds(), float64(rows)/c.Seconds())
