@@ -607,9 +607,10 @@ func (w *Writer) namedConflictIsReal(ctx context.Context, conn *pgx.Conn, cols [
 		return false
 	}
 	key := w.insertKeys[0]
+	match := keyMatcher(m[2])
 	var found map[string]any
 	for _, r := range rows {
-		if v, ok := r[key]; ok && v != nil && fmt.Sprint(v) == m[2] {
+		if v, ok := r[key]; ok && v != nil && match(v) {
 			if found != nil {
 				return true // the key twice in the batch
 			}
@@ -641,6 +642,28 @@ func (w *Writer) namedConflictIsReal(ctx context.Context, conn *pgx.Conn, cols [
 	err = conn.QueryRow(ctx, `SELECT (`+strings.Join(cur, ", ")+`,NULL) IS DISTINCT FROM (`+strings.Join(stg, ", ")+`,NULL)
 		FROM jsonb_populate_record(NULL::`+target.Quoted()+`, $1::jsonb) s JOIN `+target.Quoted()+` t ON t.`+q+` = s.`+q, payload).Scan(&differs)
 	return err == nil && differs
+}
+
+// keyMatcher returns a test of a record's key value against the text the
+// server printed. Integer and string keys, the common ones, compare
+// without formatting: the test runs over every record of a failing batch.
+func keyMatcher(text string) func(v any) bool {
+	n, nerr := strconv.ParseInt(text, 10, 64)
+	return func(v any) bool {
+		switch x := v.(type) {
+		case int64:
+			return nerr == nil && x == n
+		case int:
+			return nerr == nil && int64(x) == n
+		case int32:
+			return nerr == nil && int64(x) == n
+		case string:
+			return x == text
+		case json.Number:
+			return string(x) == text
+		}
+		return fmt.Sprint(v) == text
+	}
 }
 
 // conflictDetail is the server's detail of a key conflict, naming the key.
