@@ -44,7 +44,7 @@ func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
 	var err error
-	if root, err = moduleRoot(); err != nil {
+	if root, err = testutil.ModuleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo tests:", err)
 		return 1
 	}
@@ -58,44 +58,15 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	resolve := func(env, pkg, name string) (string, error) {
-		if p := os.Getenv(env); p != "" {
-			return filepath.Abs(p)
-		}
-		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-		}
-		return out, nil
-	}
-	if agentBin, err = resolve("AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
+	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo tests:", err)
 		return 1
 	}
-	if orchBin, err = resolve("ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
+	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // makefileRunFlags reads `RUN_FLAGS ?= ...` and checks that `make run`

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/testpg"
+	"github.com/agentetl/agentetl/internal/testutil"
 )
 
 // TestDiscoverCLI drives `agentetl discover` end to end: the JSON keys the
@@ -88,7 +89,7 @@ func TestDiscoverExampleRuns(t *testing.T) {
 		"BUS_URL":          "nats://127.0.0.1:4222",
 		"LOG_LEVEL":        "WARN",
 	}
-	root, err := findModuleRoot()
+	root, err := testutil.ModuleRoot()
 	require.NoError(t, err)
 	p := startAgent(t, 60*time.Second, env, "run", filepath.Join(root, "configs/examples/discover-postgres.yaml"))
 	code := p.waitExit(t)

@@ -42,58 +42,23 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := findModuleRoot()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	moduleRoot = root
-	if bin := os.Getenv("AGENTETL_BINARY"); bin != "" {
-		if agentBin, err = filepath.Abs(bin); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: AGENTETL_BINARY:", err)
-			return 1
-		}
-		if _, err := os.Stat(agentBin); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: AGENTETL_BINARY:", err)
-			return 1
-		}
-	} else {
-		dir, err := os.MkdirTemp("", "agentetl-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		agentBin = filepath.Join(dir, "agentetl")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		start := time.Now()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", agentBin, "./cmd/agentetl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/agentetl: %v\n%s", err, out)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "e2e: built %s in %s\n", agentBin, time.Since(start).Round(time.Millisecond))
+	dir, err := os.MkdirTemp("", "agentetl-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
 	return m.Run()
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // exampleConfig is the absolute path of the postgres-to-postgres example.

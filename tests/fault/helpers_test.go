@@ -50,7 +50,7 @@ var pipelineEnv = []string{
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := findModuleRoot()
+	root, err := testutil.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fault:", err)
 		return 1
@@ -62,11 +62,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if agentBin, err = resolveBinary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
+	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
 		fmt.Fprintln(os.Stderr, "fault:", err)
 		return 1
 	}
-	if orchBin, err = resolveBinary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
+	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
 		fmt.Fprintln(os.Stderr, "fault:", err)
 		return 1
 	}
@@ -82,46 +82,6 @@ func runMain(m *testing.M) int {
 	code := m.Run()
 	fmt.Printf("fault suite: exit %d after %.1fs; scenario lines in %s\n", code, time.Since(start).Seconds(), summaryPath)
 	return code
-}
-
-// resolveBinary returns the binary named by env, or builds pkg into dir.
-func resolveBinary(dir, env, pkg, name string) (string, error) {
-	if p := os.Getenv(env); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", env, err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return "", fmt.Errorf("%s: %w", env, err)
-		}
-		return abs, nil
-	}
-	out := filepath.Join(dir, name)
-	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = moduleRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	fmt.Fprintf(os.Stderr, "fault: built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
-	return out, nil
-}
-
-func findModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func exampleConfig(name string) string {

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,62 +34,21 @@ const token = "test-token-0123456789"
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "agentetl-orch-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	resolve := func(env, pkg, name string) (string, error) {
-		if p := os.Getenv(env); p != "" {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return "", err
-			}
-			_, err = os.Stat(abs)
-			return abs, err
-		}
-		out := filepath.Join(dir, name)
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-		}
-		fmt.Fprintf(os.Stderr, "orchestrator tests: built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
-		return out, nil
-	}
-	if agentBin, err = resolve("AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
+	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
 		return 1
 	}
-	if orchBin, err = resolve("ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
+	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // site is one orchestrator installation: a data directory and ports that
@@ -391,7 +349,7 @@ func toJSON(t *testing.T, v any) string {
 // ourRaces returns the race reports that involve this module's code, not
 // only the embedded NATS server started from internal/bus.
 func ourRaces(out string) []string {
-	root, _ := moduleRoot()
+	root, _ := testutil.ModuleRoot()
 	var found []string
 	for _, block := range strings.Split(out, "WARNING: DATA RACE")[1:] {
 		block, _, _ = strings.Cut(block, "==================")

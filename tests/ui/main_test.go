@@ -11,7 +11,6 @@ package ui_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,60 +36,21 @@ var (
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ui tests:", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "agentetl-ui-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ui tests:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	resolve := func(env, pkg, name string) (string, error) {
-		if p := os.Getenv(env); p != "" {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return "", err
-			}
-			_, err = os.Stat(abs)
-			return abs, err
-		}
-		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-		}
-		return out, nil
-	}
-	if agentBin, err = resolve("AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
+	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
 		fmt.Fprintln(os.Stderr, "ui tests:", err)
 		return 1
 	}
-	if orchBin, err = resolve("ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
+	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
 		fmt.Fprintln(os.Stderr, "ui tests:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // site is one orchestrator with its data directory.
