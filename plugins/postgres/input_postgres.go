@@ -8,12 +8,12 @@ import (
 	"errors"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/agentetl/agentetl/internal/checkpoint"
 	"github.com/agentetl/agentetl/internal/metastore"
+	"github.com/agentetl/agentetl/internal/pagequeue"
 	"github.com/agentetl/agentetl/internal/pgsource"
 	"github.com/agentetl/agentetl/internal/pgutil"
 	"github.com/agentetl/agentetl/internal/redact"
@@ -134,29 +134,15 @@ type postgresInput struct {
 	tracker  *checkpoint.Tracker
 	attempts int
 	rows     int64
-	// replay holds pages whose batch was rejected downstream. They are sent
-	// again before any new page, so a nack never loses rows and never lets
-	// the checkpoint pass them. The rows are kept read-only (SetStructured),
-	// so a processor that changes a record works on its own copy and a
-	// replay sends the original.
-	replay []*pendingPage
-	// outstanding counts emitted pages not yet acknowledged. The input
-	// reports end of input only when it is zero: a page rejected after the
-	// last read must still be replayed.
-	outstanding int
-	eof         bool
-	notify      chan struct{} // closed and replaced on every ack or nack
-}
-
-type pendingPage struct {
-	page    *pgsource.Page
-	seq     uint64
-	tracked bool
-	nacks   int
+	// pages tracks the pages out downstream and replays rejected ones
+	// (internal/pagequeue). The rows are kept read-only
+	// (SetStructured), so a processor that changes a record works on its
+	// own copy and a replay sends the original.
+	pages *pagequeue.Queue[*pgsource.Page]
 }
 
 func newPostgresInput(conf *service.ParsedConfig, mgr *service.Resources) (*postgresInput, error) {
-	in := &postgresInput{log: mgr.Logger(), notify: make(chan struct{})}
+	in := &postgresInput{log: mgr.Logger(), pages: pagequeue.New[*pgsource.Page]()}
 	var err error
 	if in.cfg.DSN, err = conf.FieldString(pgiFieldDSN); err != nil {
 		return nil, err
@@ -258,72 +244,43 @@ func (p *postgresInput) Connect(ctx context.Context) error {
 }
 
 func (p *postgresInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	for {
-		p.mu.Lock()
-		r := p.reader
-		if r == nil {
-			p.mu.Unlock()
-			return nil, nil, service.ErrNotConnected
-		}
-		if len(p.replay) > 0 {
-			pp := p.replay[0]
-			p.replay = p.replay[1:]
-			p.mu.Unlock()
-			// Back off on a page that keeps being rejected, so a failing
-			// destination is not hammered; the page itself is never dropped.
-			wait := min(time.Duration(pp.nacks)*100*time.Millisecond, 5*time.Second)
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				p.mu.Lock()
-				p.replay = append([]*pendingPage{pp}, p.replay...)
-				p.mu.Unlock()
-				return nil, nil, ctx.Err()
-			}
-			return p.emit(r, pp)
-		}
-		if p.eof {
-			if p.outstanding == 0 {
-				p.mu.Unlock()
-				return nil, nil, service.ErrEndOfInput
-			}
-			ch := p.notify
-			p.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			}
-		}
-		p.mu.Unlock()
-
+	p.mu.Lock()
+	r := p.reader
+	p.mu.Unlock()
+	if r == nil {
+		return nil, nil, service.ErrNotConnected
+	}
+	pp, err := p.pages.Next(ctx, func(ctx context.Context) (*pagequeue.Page[*pgsource.Page], error) {
 		page, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			p.log.Infof("Finished reading %s: %d rows", r.Source(), p.rows)
-			p.mu.Lock()
-			p.eof = true
-			p.mu.Unlock()
-			continue
+			return nil, io.EOF
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return nil, nil, p.fail(err)
+			return nil, p.fail(err)
 		}
 		p.attempts = 0 // only consecutive failures count towards giving up
 		p.rows += int64(len(page.Rows))
-		pp := &pendingPage{page: page}
+		pp := &pagequeue.Page[*pgsource.Page]{Page: page}
 		if p.tracker != nil {
-			pp.seq, pp.tracked = p.tracker.Track(r.EncodePosition(page)), true
+			pp.Seq, pp.Tracked = p.tracker.Track(r.EncodePosition(page)), true
 		}
-		return p.emit(r, pp)
+		return pp, nil
+	})
+	if errors.Is(err, pagequeue.ErrEndOfInput) {
+		return nil, nil, service.ErrEndOfInput
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.emit(r, pp)
 }
 
-func (p *postgresInput) emit(r *pgsource.Reader, pp *pendingPage) (service.MessageBatch, service.AckFunc, error) {
-	page := pp.page
+func (p *postgresInput) emit(r *pgsource.Reader, pp *pagequeue.Page[*pgsource.Page]) (service.MessageBatch, service.AckFunc, error) {
+	page := pp.Page
 	// Metadata values shared by the whole page are boxed once.
 	var table, number any = r.Source(), page.Number
 	batch := make(service.MessageBatch, len(page.Rows))
@@ -335,37 +292,20 @@ func (p *postgresInput) emit(r *pgsource.Reader, pp *pendingPage) (service.Messa
 		m.MetaSetMut(MetaKey, row[p.cfg.KeyColumn])
 		batch[i] = m
 	}
-	p.mu.Lock()
-	p.outstanding++
-	p.mu.Unlock()
 	tracker := p.tracker
 	return batch, func(ctx context.Context, err error) error {
 		if err != nil {
-			pp.nacks++
 			p.log.Warnf("Page %d of %s was rejected downstream (%v); it will be sent again", page.Number, r.Source(), err)
-			p.mu.Lock()
-			p.replay = append(p.replay, pp)
-			p.outstanding--
-			p.signal()
-			p.mu.Unlock()
+			p.pages.Done(pp, err)
 			return nil
 		}
 		var saveErr error
-		if pp.tracked {
-			saveErr = tracker.Ack(ctx, pp.seq)
+		if pp.Tracked {
+			saveErr = tracker.Ack(ctx, pp.Seq)
 		}
-		p.mu.Lock()
-		p.outstanding--
-		p.signal()
-		p.mu.Unlock()
+		p.pages.Done(pp, nil)
 		return saveErr
 	}, nil
-}
-
-// signal wakes a ReadBatch waiting at end of input. Called with p.mu held.
-func (p *postgresInput) signal() {
-	close(p.notify)
-	p.notify = make(chan struct{})
 }
 
 func (p *postgresInput) Close(ctx context.Context) error {

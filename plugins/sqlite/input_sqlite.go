@@ -8,12 +8,12 @@ import (
 	"errors"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/agentetl/agentetl/internal/checkpoint"
 	"github.com/agentetl/agentetl/internal/metastore"
+	"github.com/agentetl/agentetl/internal/pagequeue"
 	"github.com/agentetl/agentetl/internal/pgutil"
 	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
@@ -119,25 +119,15 @@ type sqliteInput struct {
 	store   metastore.Store
 	tracker *checkpoint.Tracker
 	rows    int64
-	// replay holds pages whose batch was rejected downstream; they are
-	// sent again before any new page.
-	replay []*pendingPage
-	// outstanding counts emitted pages not yet acknowledged; end of input
-	// is reported only when it is zero.
-	outstanding int
-	eof         bool
-	notify      chan struct{} // closed and replaced on every ack or nack
-}
-
-type pendingPage struct {
-	page    *sqlitedb.Page
-	seq     uint64
-	tracked bool
-	nacks   int
+	// pages tracks the pages out downstream and replays rejected ones
+	// (internal/pagequeue). The rows are kept read-only
+	// (SetStructured), so a processor that changes a record works on its
+	// own copy and a replay sends the original.
+	pages *pagequeue.Queue[*sqlitedb.Page]
 }
 
 func newSQLiteInput(conf *service.ParsedConfig, mgr *service.Resources) (*sqliteInput, error) {
-	in := &sqliteInput{log: mgr.Logger(), notify: make(chan struct{})}
+	in := &sqliteInput{log: mgr.Logger(), pages: pagequeue.New[*sqlitedb.Page]()}
 	var err error
 	if in.cfg.DSN, err = conf.FieldString(siFieldDSN); err != nil {
 		return nil, err
@@ -222,71 +212,42 @@ func (s *sqliteInput) Connect(ctx context.Context) error {
 }
 
 func (s *sqliteInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	for {
-		s.mu.Lock()
-		r := s.reader
-		if r == nil {
-			s.mu.Unlock()
-			return nil, nil, service.ErrNotConnected
-		}
-		if len(s.replay) > 0 {
-			pp := s.replay[0]
-			s.replay = s.replay[1:]
-			s.mu.Unlock()
-			// Back off on a page that keeps being rejected; it is never
-			// dropped.
-			wait := min(time.Duration(pp.nacks)*100*time.Millisecond, 5*time.Second)
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				s.mu.Lock()
-				s.replay = append([]*pendingPage{pp}, s.replay...)
-				s.mu.Unlock()
-				return nil, nil, ctx.Err()
-			}
-			return s.emit(r, pp)
-		}
-		if s.eof {
-			if s.outstanding == 0 {
-				s.mu.Unlock()
-				return nil, nil, service.ErrEndOfInput
-			}
-			ch := s.notify
-			s.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			}
-		}
-		s.mu.Unlock()
-
+	s.mu.Lock()
+	r := s.reader
+	s.mu.Unlock()
+	if r == nil {
+		return nil, nil, service.ErrNotConnected
+	}
+	pp, err := s.pages.Next(ctx, func(ctx context.Context) (*pagequeue.Page[*sqlitedb.Page], error) {
 		page, err := r.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			s.log.Infof("Finished reading %s: %d rows", r.Source(), s.rows)
-			s.mu.Lock()
-			s.eof = true
-			s.mu.Unlock()
-			continue
+			return nil, io.EOF
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return nil, nil, s.fail(err)
+			return nil, s.fail(err)
 		}
 		s.rows += int64(len(page.Rows))
-		pp := &pendingPage{page: page}
+		pp := &pagequeue.Page[*sqlitedb.Page]{Page: page}
 		if s.tracker != nil {
-			pp.seq, pp.tracked = s.tracker.Track(r.EncodePosition(page)), true
+			pp.Seq, pp.Tracked = s.tracker.Track(r.EncodePosition(page)), true
 		}
-		return s.emit(r, pp)
+		return pp, nil
+	})
+	if errors.Is(err, pagequeue.ErrEndOfInput) {
+		return nil, nil, service.ErrEndOfInput
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.emit(r, pp)
 }
 
-func (s *sqliteInput) emit(r *sqlitedb.Reader, pp *pendingPage) (service.MessageBatch, service.AckFunc, error) {
-	page := pp.page
+func (s *sqliteInput) emit(r *sqlitedb.Reader, pp *pagequeue.Page[*sqlitedb.Page]) (service.MessageBatch, service.AckFunc, error) {
+	page := pp.Page
 	var table, number any = r.Source(), page.Number
 	key := s.cfg.KeyColumn
 	batch := make(service.MessageBatch, len(page.Rows))
@@ -300,37 +261,20 @@ func (s *sqliteInput) emit(r *sqlitedb.Reader, pp *pendingPage) (service.Message
 		m.MetaSetMut(MetaKey, row[key])
 		batch[i] = m
 	}
-	s.mu.Lock()
-	s.outstanding++
-	s.mu.Unlock()
 	tracker := s.tracker
 	return batch, func(ctx context.Context, err error) error {
 		if err != nil {
-			pp.nacks++
 			s.log.Warnf("Page %d of %s was rejected downstream (%v); it will be sent again", page.Number, r.Source(), err)
-			s.mu.Lock()
-			s.replay = append(s.replay, pp)
-			s.outstanding--
-			s.signal()
-			s.mu.Unlock()
+			s.pages.Done(pp, err)
 			return nil
 		}
 		var saveErr error
-		if pp.tracked {
-			saveErr = tracker.Ack(ctx, pp.seq)
+		if pp.Tracked {
+			saveErr = tracker.Ack(ctx, pp.Seq)
 		}
-		s.mu.Lock()
-		s.outstanding--
-		s.signal()
-		s.mu.Unlock()
+		s.pages.Done(pp, nil)
 		return saveErr
 	}, nil
-}
-
-// signal wakes a ReadBatch waiting at end of input. Called with s.mu held.
-func (s *sqliteInput) signal() {
-	close(s.notify)
-	s.notify = make(chan struct{})
 }
 
 func (s *sqliteInput) Close(ctx context.Context) error {
