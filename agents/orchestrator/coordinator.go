@@ -111,6 +111,20 @@ type Coordinator struct {
 	counts map[model.AgentType]*counters
 	// given marks direct assignments already handed to a RunWorker loop.
 	given map[string]bool
+	// sourceIDOf names a pipeline's source as discovery does (see
+	// SetSourceResolver); nil matches schema changes by table alone.
+	sourceIDOf func(model.PipelineConfig) string
+}
+
+// SetSourceResolver tells the coordinator how to name a pipeline's source
+// the way discovery names the source of a schema change (its SourceID).
+// With it, a change reaches only the pipelines that read that table from
+// that source; two databases with a table of the same name stay apart. The
+// resolver returns "" when it cannot tell, and the table alone decides.
+func (c *Coordinator) SetSourceResolver(f func(model.PipelineConfig) string) {
+	c.mu.Lock()
+	c.sourceIDOf = f
+	c.mu.Unlock()
 }
 
 type counters struct{ done, failed, superseded int64 }

@@ -340,3 +340,27 @@ func savePipeline(t *testing.T, st metastore.Store) {
 	}})
 	require.NoError(t, err)
 }
+
+// With a source resolver, a schema change reaches only the pipelines that
+// read the changed table from the same source.
+func TestSchemaChangeMatchesTheSource(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "meta.db"))
+	c := newCoord(t, st, Options{})
+	savePipeline(t, st) // p1 reads public.src from ${SRC}
+	c.SetSourceResolver(func(pc model.PipelineConfig) string {
+		if pc.Source.Connection["dsn"] == "${SRC}" {
+			return "postgres://db-a:5432/sales"
+		}
+		return ""
+	})
+	other, err := c.OnSchemaChanges(ctx, []SchemaChange{{SourceID: "postgres://db-b:5432/sales", Table: "public.src", ChangeType: "column_added"}})
+	require.NoError(t, err)
+	require.Empty(t, other, "the same table name in another database is another table")
+	same, err := c.OnSchemaChanges(ctx, []SchemaChange{{SourceID: "postgres://db-a:5432/sales", Table: "public.src", ChangeType: "column_added"}})
+	require.NoError(t, err)
+	require.Len(t, same, 1)
+	unknown, err := c.OnSchemaChanges(ctx, []SchemaChange{{Table: "public.src", ChangeType: "column_added"}})
+	require.NoError(t, err)
+	require.Len(t, unknown, 1, "a change without a source id is matched by table")
+}

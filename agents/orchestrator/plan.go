@@ -121,7 +121,8 @@ type SchemaChange struct {
 
 // OnSchemaChanges turns detected schema changes into one mapping task per
 // affected pipeline: a pipeline is affected when its source table is the
-// changed table (schema-qualified or not). A mapping task already queued
+// changed table (schema-qualified or not) in the same source (when a
+// source resolver is set). A mapping task already queued
 // for that pipeline is superseded, a running one is waited for (see
 // AssignTask). It returns the created tasks.
 func (c *Coordinator) OnSchemaChanges(ctx context.Context, changes []SchemaChange) ([]model.Task, error) {
@@ -132,13 +133,24 @@ func (c *Coordinator) OnSchemaChanges(ctx context.Context, changes []SchemaChang
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: list pipelines: %w", err)
 	}
+	c.mu.Lock()
+	sourceIDOf := c.sourceIDOf
+	c.mu.Unlock()
 	var out []model.Task
 	for _, pv := range pcs {
+		src := ""
+		if sourceIDOf != nil {
+			src = sourceIDOf(pv.Config)
+		}
 		var hits []SchemaChange
 		for _, ch := range changes {
-			if sameTable(pv.Config.Source.Table, ch.Table) {
-				hits = append(hits, ch)
+			if !sameTable(pv.Config.Source.Table, ch.Table) {
+				continue
 			}
+			if src != "" && ch.SourceID != "" && src != ch.SourceID {
+				continue // the same table name in another source
+			}
+			hits = append(hits, ch)
 		}
 		if len(hits) == 0 {
 			continue

@@ -341,6 +341,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			return err
 		}
 		reviews, demoLoop = loop, loop
+		coord.SetSourceResolver(loop.SourceID)
 		go func() {
 			defer close(loopDone)
 			if err := loop.Run(runCtx); err != nil {

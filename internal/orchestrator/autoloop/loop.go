@@ -158,6 +158,21 @@ func (l *Loop) closeAgents() {
 	}
 }
 
+// SourceID names pc's source as discovery names the source of a schema
+// change, or "" when the loop does not discover it. The coordinator uses it
+// (SetSourceResolver) so a change reaches only the pipelines reading that
+// source.
+func (l *Loop) SourceID(pc model.PipelineConfig) string {
+	if !mappable(pc) {
+		return ""
+	}
+	dsn, err := l.expand(sourceEndpoint(pc).dsn)
+	if err != nil || dsn == "" {
+		return ""
+	}
+	return discovery.SourceIDFromDSN(dsn)
+}
+
 // expand resolves ${NAME} references; an unset variable is an error, so a
 // DSN is never used half-expanded.
 func (l *Loop) expand(v string) (string, error) {
