@@ -48,24 +48,6 @@ func (s *memState) Put(_ context.Context, k, v string) error {
 	return nil
 }
 
-// names returns a slot and publication name for this test and drops both
-// when it ends (the server has few slots).
-func names(t *testing.T) (slot, pub string) {
-	t.Helper()
-	slot = testpg.RandName("cdc_t_")
-	pub = slot + "_pub"
-	t.Cleanup(func() { dropSlotAndPublication(t, slot, pub) })
-	return slot, pub
-}
-
-func dropSlotAndPublication(t *testing.T, slot, pub string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-}
-
 func open(t *testing.T, cfg pgcdc.Config) *pgcdc.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -98,7 +80,7 @@ func TestDecodesChangesWithTypesAndBeforeImages(t *testing.T) {
 		at timestamptz, day date, local timestamp, flag boolean, doc jsonb, u uuid, f float8, tags int[], note varchar(20))`)
 	db.Exec(t, `CREATE TABLE full_t (id int PRIMARY KEY, v text, n int)`)
 	db.Exec(t, `ALTER TABLE full_t REPLICA IDENTITY FULL`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"Items ü", "full_t"},
 		CreateSlot: true, BatchPeriod: 20 * time.Millisecond})
 
@@ -169,7 +151,7 @@ func TestSnapshotThenStreamHasNoGapsAndNoDuplicates(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	state := &memState{}
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
 		Snapshot: true, State: state, BatchSize: 500, BatchPeriod: 20 * time.Millisecond})
@@ -223,7 +205,7 @@ func TestSnapshotThenStreamHasNoGapsAndNoDuplicates(t *testing.T) {
 func TestConfirmedPositionWaitsForEveryEarlierAck(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
 		BatchSize: 1, BatchPeriod: time.Millisecond, StandbyInterval: 50 * time.Millisecond})
 	start := s.Confirmed()
@@ -269,7 +251,7 @@ func TestConfirmedPositionWaitsForEveryEarlierAck(t *testing.T) {
 func TestRejectedBatchIsReplayedByTheNextStream(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	// Batches of exactly one transaction each: 10 rows, and a period long
 	// enough to fill them.
 	cfg := pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
@@ -301,7 +283,7 @@ func TestRejectedBatchIsReplayedByTheNextStream(t *testing.T) {
 func TestSchemaChangesAreSurfaced(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, a text, b int)`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
 		BatchPeriod: 10 * time.Millisecond})
 	db.Exec(t, `INSERT INTO t VALUES (1, 'x', 1)`)
@@ -345,7 +327,7 @@ func TestUnsupportedReplicaIdentityExplainsTheFix(t *testing.T) {
 	db.Exec(t, `CREATE TABLE keyless (a int, b text)`)
 	db.Exec(t, `CREATE TABLE nothing (id int PRIMARY KEY, b text)`)
 	db.Exec(t, `ALTER TABLE nothing REPLICA IDENTITY NOTHING`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	ctx := context.Background()
 
 	_, err := pgcdc.Open(ctx, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"keyless"}, CreateSlot: true})
@@ -382,7 +364,7 @@ func TestConfigurationErrors(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
 	db.Exec(t, `CREATE VIEW v AS SELECT * FROM t`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -509,7 +491,7 @@ func TestInterruptedSnapshotIsTakenAgainAndConverges(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY, v text)`)
 	db.Exec(t, `INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 1000) g`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	state := &memState{}
 	cfg := pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"t"}, CreateSlot: true,
 		Snapshot: true, State: state, BatchSize: 100, BatchPeriod: 10 * time.Millisecond}
@@ -564,7 +546,7 @@ func TestReusesPublicationAddsTablesAndReportsTruncate(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE a (id int PRIMARY KEY)`)
 	db.Exec(t, `CREATE TABLE b (id int PRIMARY KEY)`)
-	slot, pub := names(t)
+	slot, pub := cdctest.Names(t, "cdc_t_")
 	db.Exec(t, `CREATE PUBLICATION `+pgutil.QuoteIdent(pub)+` FOR TABLE a`)
 	s := open(t, pgcdc.Config{DSN: db.DSN, Slot: slot, Publication: pub, Tables: []string{"b"}, CreateSlot: true,
 		BatchPeriod: 10 * time.Millisecond})

@@ -19,22 +19,6 @@ import (
 	"github.com/agentetl/agentetl/internal/testutil"
 )
 
-// cdcNames returns a slot and publication for this test and drops both
-// when it ends: the server has few slots.
-func cdcNames(t *testing.T) (slot, pub string) {
-	t.Helper()
-	slot = testpg.RandName("cdc_p_")
-	pub = slot + "_pub"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return slot, pub
-}
-
 // startStream runs a stream in the background until the test ends or stop
 // is called; logs go to the returned buffer.
 func startStream(t *testing.T, build func(*service.StreamBuilder)) (stop func(), logs *testutil.Buffer) {
@@ -74,7 +58,7 @@ func TestCDCMessagesCarryOperationImagesAndMetadata(t *testing.T) {
 	db.Exec(t, `CREATE TABLE orders (id int PRIMARY KEY, total numeric(10,2), status text)`)
 	db.Exec(t, `ALTER TABLE orders REPLICA IDENTITY FULL`)
 	db.Exec(t, `INSERT INTO orders VALUES (1, 9.99, 'new')`)
-	slot, pub := cdcNames(t)
+	slot, pub := cdctest.Names(t, "cdc_p_")
 	var mu sync.Mutex
 	var got []*service.Message
 	stop, logs := startStream(t, func(b *service.StreamBuilder) {
@@ -256,39 +240,6 @@ postgres_cdc:
 	require.Contains(t, logs.String(), "connect")
 }
 
-// cdcPipeline is postgres_cdc into the postgres output, in order (one
-// pipeline thread, one batch in flight), schema changes logged and dropped.
-func cdcPipeline(dsn, slot, pub, src, dst, store string) string {
-	return fmt.Sprintf(`
-input:
-  postgres_cdc:
-    dsn: %[1]q
-    slot: %[2]s
-    publication: %[3]s
-    tables: [ %[4]s ]
-    snapshot: true
-    checkpoint_store: %[6]q
-    batch_size: 2000
-    batch_period: 20ms
-    standby_interval: 500ms
-pipeline:
-  threads: 1
-  processors:
-    - switch:
-        - check: '@operation == "schema_change"'
-          processors:
-            - log: { level: WARN, message: 'schema change: ${! content() }' }
-            - mapping: 'root = deleted()'
-output:
-  postgres:
-    dsn: %[1]q
-    table: %[5]s
-    mode: upsert
-    max_in_flight: 1
-    batching: { count: 5000, period: 50ms }
-`, dsn, slot, pub, src, dst, store)
-}
-
 // The CDC must-show, in process: 50,000 mixed changes (on top of a
 // snapshot of 10,000 rows) leave the target identical to the source.
 func TestCDC50kMixedChangesLeaveTargetIdentical(t *testing.T) {
@@ -297,10 +248,10 @@ func TestCDC50kMixedChangesLeaveTargetIdentical(t *testing.T) {
 	db.Exec(t, fmt.Sprintf(cdctest.SourceDDL, "src"))
 	db.Exec(t, `CREATE TABLE dst (LIKE src INCLUDING ALL)`)
 	require.NoError(t, cdctest.Preload(ctx, db.Pool, "src", 10_000))
-	slot, pub := cdcNames(t)
+	slot, pub := cdctest.Names(t, "cdc_p_")
 	start := time.Now()
 	stop, logs := startStream(t, func(b *service.StreamBuilder) {
-		require.NoError(t, b.SetYAML(cdcPipeline(db.DSN, slot, pub, "src", "dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))))
+		require.NoError(t, b.SetYAML(cdctest.Pipeline(db.DSN, slot, pub, "src", "dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))))
 	})
 	waitSlotActive(t, db, slot)
 	n, err := cdctest.Workload{Table: "src", Preloaded: 10_000, Changes: 50_000, Seed: 1}.Run(ctx, db.Pool)
@@ -328,7 +279,7 @@ func TestCDC50kMixedChangesLeaveTargetIdentical(t *testing.T) {
 func TestCDCRejectedBatchIsReplayed(t *testing.T) {
 	db := testpg.NewLogicalSchema(t)
 	db.Exec(t, `CREATE TABLE t (id int PRIMARY KEY)`)
-	slot, pub := cdcNames(t)
+	slot, pub := cdctest.Names(t, "cdc_p_")
 	var mu sync.Mutex
 	accepted := map[int64]int{}
 	rejections := 0

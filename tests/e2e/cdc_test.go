@@ -16,60 +16,13 @@ import (
 	"github.com/agentetl/agentetl/internal/testpg"
 )
 
-// cdcNames returns a slot and publication for this test and drops both when
-// it ends: the server has few replication slots.
-func cdcNames(t *testing.T) (slot, pub string) {
-	t.Helper()
-	slot = testpg.RandName("cdc_e_")
-	pub = slot + "_pub"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := cdctest.DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	return slot, pub
-}
-
 // writeCDCConfig writes a postgres_cdc → postgres pipeline that keeps
 // changes in order (one pipeline thread, one batch in flight).
 func writeCDCConfig(t *testing.T, dsn, slot, pub, src, dst, store string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "cdc.yaml")
-	require.NoError(t, os.WriteFile(path, fmt.Appendf(nil, `
-http:
-  enabled: false
-input:
-  postgres_cdc:
-    dsn: %[1]q
-    slot: %[2]s
-    publication: %[3]s
-    tables: [ %[4]q ]
-    snapshot: true
-    checkpoint_store: %[6]q
-    batch_size: 2000
-    batch_period: 20ms
-    standby_interval: 500ms
-pipeline:
-  threads: 1
-  processors:
-    - switch:
-        - check: '@operation == "schema_change"'
-          processors:
-            - log: { level: WARN, message: 'schema change: ${! content() }' }
-            - mapping: 'root = deleted()'
-output:
-  postgres:
-    dsn: %[1]q
-    table: %[5]q
-    mode: upsert
-    max_in_flight: 1
-    batching: { count: 5000, period: 50ms }
-logger:
-  level: INFO
-  format: logfmt
-`, dsn, slot, pub, src, dst, store), 0o644))
+	body := "http:\n  enabled: false\n" + cdctest.Pipeline(dsn, slot, pub, src, dst, store) + "logger:\n  level: INFO\n  format: logfmt\n"
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
 	return path
 }
 
@@ -86,7 +39,7 @@ func TestCDCKillAndRestart(t *testing.T) {
 	db.Exec(t, fmt.Sprintf(cdctest.SourceDDL, src))
 	db.Exec(t, `CREATE TABLE `+dst+` (LIKE `+src+` INCLUDING ALL)`)
 	require.NoError(t, cdctest.Preload(ctx, db.Pool, src, 10_000))
-	slot, pub := cdcNames(t)
+	slot, pub := cdctest.Names(t, "cdc_e_")
 	cfg := writeCDCConfig(t, testpg.LogicalDSN(t), slot, pub, src, dst, "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
 
 	p1 := startAgent(t, 90*time.Second, nil, "run", cfg)
@@ -153,7 +106,7 @@ func TestCDCUnsupportedReplicaIdentityStopsTheRun(t *testing.T) {
 	src := db.Schema + ".keyless"
 	db.Exec(t, `CREATE TABLE `+src+` (a int, b text)`)
 	db.Exec(t, `CREATE TABLE `+db.Schema+`.dst (a int PRIMARY KEY, b text)`)
-	slot, pub := cdcNames(t)
+	slot, pub := cdctest.Names(t, "cdc_e_")
 	cfg := writeCDCConfig(t, testpg.LogicalDSN(t), slot, pub, src, db.Schema+".dst", "sqlite://"+filepath.Join(t.TempDir(), "store.db"))
 	code, out, _ := runAgent(t, 60*time.Second, nil, "run", cfg)
 	require.NotEqual(t, 0, code)

@@ -1,18 +1,21 @@
 // Package cdctest holds what the change data capture tests share: a source
 // table, a reproducible mixed workload of inserts, updates and deletes, and
-// the clean-up of replication slots (a server has few of them).
+// the clean-up of replication slots (a server has few of them), and the
+// ordered postgres_cdc → postgres pipeline they run.
 package cdctest
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/agentetl/agentetl/internal/pgutil"
+	"github.com/agentetl/agentetl/internal/testpg"
 )
 
 // SourceDDL creates the workload's table (name is quoted by the caller).
@@ -180,4 +183,55 @@ func DropSlotAndPublication(ctx context.Context, dsn, slot, pub string) error {
 	}
 	_, err = c.Exec(ctx, `DROP PUBLICATION IF EXISTS `+pgutil.QuoteIdent(pub))
 	return err
+}
+
+// Names returns a replication slot and publication name for this test,
+// starting with prefix, and drops both on the LogicalDSN server when the
+// test ends (a server has few slots).
+func Names(t testing.TB, prefix string) (slot, pub string) {
+	t.Helper()
+	slot = testpg.RandName(prefix)
+	pub = slot + "_pub"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := DropSlotAndPublication(ctx, testpg.LogicalDSN(t), slot, pub); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return slot, pub
+}
+
+// Pipeline is a postgres_cdc → postgres upsert stream config (input,
+// pipeline and output) that keeps changes in order: one pipeline thread,
+// one batch in flight. Schema-change messages are logged and dropped.
+func Pipeline(dsn, slot, pub, src, dst, store string) string {
+	return fmt.Sprintf(`
+input:
+  postgres_cdc:
+    dsn: %[1]q
+    slot: %[2]s
+    publication: %[3]s
+    tables: [ %[4]q ]
+    snapshot: true
+    checkpoint_store: %[6]q
+    batch_size: 2000
+    batch_period: 20ms
+    standby_interval: 500ms
+pipeline:
+  threads: 1
+  processors:
+    - switch:
+        - check: '@operation == "schema_change"'
+          processors:
+            - log: { level: WARN, message: 'schema change: ${! content() }' }
+            - mapping: 'root = deleted()'
+output:
+  postgres:
+    dsn: %[1]q
+    table: %[5]q
+    mode: upsert
+    max_in_flight: 1
+    batching: { count: 5000, period: 50ms }
+`, dsn, slot, pub, src, dst, store)
 }
