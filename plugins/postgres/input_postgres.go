@@ -16,7 +16,6 @@ import (
 	"github.com/agentetl/agentetl/internal/pagequeue"
 	"github.com/agentetl/agentetl/internal/pgsource"
 	"github.com/agentetl/agentetl/internal/pgutil"
-	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
 )
 
@@ -211,31 +210,15 @@ func (p *postgresInput) Connect(ctx context.Context) error {
 		return p.fail(err)
 	}
 	if p.checkpointID != "" && p.store == nil {
-		st, err := metastore.Open(ctx, p.checkpointStore)
+		cp, err := checkpoint.OpenStored(ctx, p.checkpointStore, p.checkpointID, p.reset, r.Resume)
 		if err != nil {
 			r.Close()
-			return p.fail(pgutil.Permanentf("open checkpoint store", "%s", redact.String(err.Error())))
-		}
-		pos, err := st.GetCheckpoint(ctx, p.checkpointID)
-		switch {
-		case errors.Is(err, metastore.ErrNotFound) || (err == nil && p.reset):
-		case err != nil:
-			r.Close()
-			_ = st.Close()
 			return p.fail(err)
-		default:
-			if err := r.Resume(pos); err != nil {
-				r.Close()
-				_ = st.Close()
-				return p.fail(err)
-			}
-			p.log.Infof("Resuming %s from checkpoint %q at %s", r.Source(), p.checkpointID, pos)
 		}
-		id := p.checkpointID
-		p.store = st
-		p.tracker = checkpoint.New(func(ctx context.Context, position string) error {
-			return st.SaveCheckpoint(ctx, id, position)
-		})
+		if cp.Resumed != "" {
+			p.log.Infof("Resuming %s from checkpoint %q at %s", r.Source(), p.checkpointID, cp.Resumed)
+		}
+		p.store, p.tracker = cp.Store, cp.Tracker
 	}
 	p.reader = r
 	p.attempts = 0

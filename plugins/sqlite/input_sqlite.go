@@ -15,7 +15,6 @@ import (
 	"github.com/agentetl/agentetl/internal/metastore"
 	"github.com/agentetl/agentetl/internal/pagequeue"
 	"github.com/agentetl/agentetl/internal/pgutil"
-	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/internal/runctl"
 	"github.com/agentetl/agentetl/internal/sqlitedb"
 )
@@ -180,31 +179,15 @@ func (s *sqliteInput) Connect(ctx context.Context) error {
 		return s.fail(err)
 	}
 	if s.checkpointID != "" && s.store == nil {
-		st, err := metastore.Open(ctx, s.checkpointStore)
+		cp, err := checkpoint.OpenStored(ctx, s.checkpointStore, s.checkpointID, s.reset, r.Resume)
 		if err != nil {
 			_ = r.Close()
-			return s.fail(pgutil.Permanentf("open checkpoint store", "%s", redact.String(err.Error())))
+			return s.fail(err)
 		}
-		pos, err := st.GetCheckpoint(ctx, s.checkpointID)
-		switch {
-		case errors.Is(err, metastore.ErrNotFound) || (err == nil && s.reset):
-		case err != nil:
-			_ = r.Close()
-			_ = st.Close()
-			return err
-		default:
-			if err := r.Resume(pos); err != nil {
-				_ = r.Close()
-				_ = st.Close()
-				return s.fail(err)
-			}
-			s.log.Infof("Resuming %s from checkpoint %q at %s", r.Source(), s.checkpointID, pos)
+		if cp.Resumed != "" {
+			s.log.Infof("Resuming %s from checkpoint %q at %s", r.Source(), s.checkpointID, cp.Resumed)
 		}
-		id := s.checkpointID
-		s.store = st
-		s.tracker = checkpoint.New(func(ctx context.Context, position string) error {
-			return st.SaveCheckpoint(ctx, id, position)
-		})
+		s.store, s.tracker = cp.Store, cp.Tracker
 	}
 	s.reader = r
 	s.log.Infof("Reading %s in pages of %d rows keyed on %q", r.Source(), s.cfg.PageSize, s.cfg.KeyColumn)
