@@ -553,22 +553,14 @@ func (w *Writer) insertReplayed(ctx context.Context, conn *pgx.Conn, cols []pgut
 	}
 	src := "jsonb_populate_recordset(NULL::" + target.Quoted() + ", $1::jsonb)"
 	keys := pgutil.QuoteList(w.insertKeys)
-	var on, cur, stg []string
-	isKey := map[string]bool{}
+	var on []string
 	for _, k := range w.insertKeys {
-		isKey[k] = true
 		q := pgutil.QuoteIdent(k)
 		on = append(on, "t."+q+" = s."+q)
 	}
-	for _, c := range cols {
-		if !isKey[c.Name] {
-			q := pgutil.QuoteIdent(c.Name)
-			cur, stg = append(cur, "t."+q), append(stg, "s."+q)
-		}
-	}
-	differ := "false"
-	if len(cur) > 0 {
-		differ = "(" + strings.Join(cur, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(stg, ", ") + ",NULL)"
+	differ := rowsDiffer(cols, w.insertKeys, "t", "s")
+	if differ == "" {
+		differ = "false"
 	}
 	var dupInBatch, differing, present int64
 	err = conn.QueryRow(ctx, `WITH s AS MATERIALIZED (SELECT * FROM `+src+`) SELECT
@@ -620,17 +612,13 @@ func (w *Writer) namedConflictIsReal(ctx context.Context, conn *pgx.Conn, cols [
 	if found == nil {
 		return false
 	}
+	differ := rowsDiffer(cols, w.insertKeys, "t", "s")
+	if differ == "" {
+		return false
+	}
 	row := make(map[string]any, len(cols))
-	var cur, stg []string
 	for _, c := range cols {
 		row[c.Name] = found[c.Name]
-		if c.Name != key {
-			q := pgutil.QuoteIdent(c.Name)
-			cur, stg = append(cur, "t."+q), append(stg, "s."+q)
-		}
-	}
-	if len(cur) == 0 {
-		return false
 	}
 	payload, err := json.Marshal(row)
 	if err != nil {
@@ -639,7 +627,7 @@ func (w *Writer) namedConflictIsReal(ctx context.Context, conn *pgx.Conn, cols [
 	target := w.table.Load().Ident
 	q := pgutil.QuoteIdent(key)
 	var differs bool
-	err = conn.QueryRow(ctx, `SELECT (`+strings.Join(cur, ", ")+`,NULL) IS DISTINCT FROM (`+strings.Join(stg, ", ")+`,NULL)
+	err = conn.QueryRow(ctx, `SELECT `+differ+`
 		FROM jsonb_populate_record(NULL::`+target.Quoted()+`, $1::jsonb) s JOIN `+target.Quoted()+` t ON t.`+q+` = s.`+q, payload).Scan(&differs)
 	return err == nil && differs
 }
@@ -719,15 +707,13 @@ func (w *Writer) mergeSQL(cols []pgutil.Column, stage string) string {
 	for _, k := range w.keys {
 		isKey[k] = true
 	}
-	var sets, cur, exc []string
+	var sets []string
 	for _, c := range cols {
 		if isKey[c.Name] {
 			continue
 		}
 		q := pgutil.QuoteIdent(c.Name)
 		sets = append(sets, q+" = EXCLUDED."+q)
-		cur = append(cur, "t."+q)
-		exc = append(exc, "EXCLUDED."+q)
 	}
 	sql := "INSERT INTO " + w.table.Load().Ident.Quoted() + " AS t (" + list + ") SELECT " + list + " FROM " + stage +
 		" ON CONFLICT (" + pgutil.QuoteList(w.keys) + ") DO "
@@ -736,8 +722,25 @@ func (w *Writer) mergeSQL(cols []pgutil.Column, stage string) string {
 	}
 	// Rows that are already identical are not rewritten: a replayed batch
 	// then costs no dead tuples and no WAL.
-	return sql + "UPDATE SET " + strings.Join(sets, ", ") +
-		" WHERE (" + strings.Join(cur, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(exc, ", ") + ",NULL)"
+	return sql + "UPDATE SET " + strings.Join(sets, ", ") + " WHERE " + rowsDiffer(cols, w.keys, "t", "EXCLUDED")
+}
+
+// rowsDiffer is the SQL condition "row a differs from row b in a non-key
+// column of cols" (NULLs compare as values), or "" when every column is a
+// key. The trailing NULL keeps a single column a row constructor.
+func rowsDiffer(cols []pgutil.Column, keys []string, a, b string) string {
+	var left, right []string
+	for _, c := range cols {
+		if slices.Contains(keys, c.Name) {
+			continue
+		}
+		q := pgutil.QuoteIdent(c.Name)
+		left, right = append(left, a+"."+q), append(right, b+"."+q)
+	}
+	if len(left) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(left, ", ") + ",NULL) IS DISTINCT FROM (" + strings.Join(right, ", ") + ",NULL)"
 }
 
 func names(cols []pgutil.Column) []string {
