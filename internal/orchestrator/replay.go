@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
-	"strings"
 
 	"github.com/agentetl/agentetl/internal/redact"
 	"github.com/agentetl/agentetl/plugins/resolution"
@@ -16,9 +14,6 @@ import (
 // replayed because it keeps none (no errorHandling.deadLetter, or a bus
 // subject, whose consumers own what they took).
 var ErrNoDeadLetter = errors.New("pipeline keeps no replayable dead letter")
-
-// engineEnvRef matches ${NAME} and ${NAME:default}, not Bloblang's ${! … }.
-var engineEnvRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}`)
 
 // ReplayDeadLetters re-sends the pending dead letters of a pipeline (only
 // those of one fingerprint when fingerprint is set, at most limit when
@@ -67,22 +62,14 @@ func (m *Manager) ReplayDeadLetters(ctx context.Context, pipelineID, fingerprint
 }
 
 // expandEngineEnv resolves ${NAME} and ${NAME:default} the way the engine
-// would: from the variables set for the engine, then this process's.
+// would: from the variables set for the engine, then this process's. An
+// unset variable without a default is left as written.
 func (m *Manager) expandEngineEnv(s string) string {
-	if !strings.Contains(s, "${") {
-		return s
-	}
-	return engineEnvRef.ReplaceAllStringFunc(s, func(ref string) string {
-		sub := engineEnvRef.FindStringSubmatch(ref)
-		if v, ok := m.o.EngineEnv[sub[1]]; ok {
-			return v
+	out, _ := ExpandEnv(s, func(name string) (string, bool) {
+		if v, ok := m.o.EngineEnv[name]; ok {
+			return v, true
 		}
-		if v, ok := m.o.LookupEnv(sub[1]); ok && v != "" {
-			return v
-		}
-		if strings.Contains(ref, ":") {
-			return sub[2]
-		}
-		return ref
+		return m.o.LookupEnv(name)
 	})
+	return out
 }

@@ -173,17 +173,11 @@ func (l *Loop) SourceID(pc model.PipelineConfig) string {
 	return discovery.SourceIDFromDSN(dsn)
 }
 
-// expand resolves ${NAME} references; an unset variable is an error, so a
-// DSN is never used half-expanded.
+// expand resolves ${NAME} and ${NAME:default} references as the engine
+// does; an unset variable without a default is an error, so a DSN is never
+// used half-expanded.
 func (l *Loop) expand(v string) (string, error) {
-	var missing []string
-	out := os.Expand(v, func(name string) string {
-		s, ok := l.o.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
-		}
-		return s
-	})
+	out, missing := orchestrator.ExpandEnv(v, l.o.LookupEnv)
 	if len(missing) > 0 {
 		return "", fmt.Errorf("autoloop: environment variable %s is not set", strings.Join(missing, ", "))
 	}
