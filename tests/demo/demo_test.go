@@ -146,22 +146,8 @@ func (in *install) start(t *testing.T) *proc {
 			t.Logf("orchestrator stdout:\n%s\norchestrator log (tail):\n%s", p.out.String(), tail(p.logs.String(), 80))
 		}
 	})
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			require.FailNow(t, "orchestrator exited during start", p.logs.String())
-		default:
-		}
-		if resp, err := in.hc.Get(in.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		require.True(t, time.Now().Before(deadline), "orchestrator not ready within 45s\n%s", p.logs.String())
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitReady(t, in.hc, in.base+"/readyz", p.done, 45*time.Second, p.logs.String)
+	return p
 }
 
 // stop sends SIGTERM and requires a clean exit.

@@ -663,48 +663,6 @@ func (s *orchSite) call(t *testing.T, method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
-// childPID finds a live child of parent whose command name is comm.
-func childPID(parent int, comm string) int {
-	if len(comm) > 15 {
-		comm = comm[:15] // the kernel truncates comm
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || end < 0 {
-			continue
-		}
-		fields := strings.Fields(st[end+1:])
-		if len(fields) < 2 || fields[0] == "Z" {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); ppid == parent && st[open+1:end] == comm {
-			return pid
-		}
-	}
-	return 0
-}
-
-// alive reports whether pid is a live (non-zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	st := string(b)
-	i := strings.LastIndexByte(st, ')')
-	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(st[i+1:]), "Z")
-}
-
 // ---- fixtures ----
 
 // poisonWhere selects the poison rows of seedSource: one in every 1,000.

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/testpg"
+	"github.com/agentetl/agentetl/internal/testutil"
 )
 
 type faultExecution struct {
@@ -62,10 +63,10 @@ func TestOrchestratorKillNine(t *testing.T) {
 	waitUntil(t, 30*time.Second, orch, "the batch after the held one committed", func() bool {
 		return queryInt(t, db.Pool, `SELECT count(*) FROM dst WHERE id > 21000 AND id <= 22000`) > 0
 	})
-	engine := childPID(orch.cmd.Process.Pid, "agentetl")
+	engine, _ := testutil.ChildPID(orch.cmd.Process.Pid, "agentetl")
 	require.NotZero(t, engine, "the orchestrator runs an engine")
 	orch.kill9(t)
-	waitUntil(t, 15*time.Second, nil, "the engine dying with its orchestrator", func() bool { return !alive(engine) })
+	waitUntil(t, 15*time.Second, nil, "the engine dying with its orchestrator", func() bool { return !testutil.Alive(engine) })
 	setGate(t, db.Pool, db.Schema, false)
 	terminate(t, db.Pool, app)
 	waitUntil(t, 15*time.Second, nil, "the killed engine's connections gone", func() bool { return backends(t, db.Pool, app) == 0 })

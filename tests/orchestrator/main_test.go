@@ -140,23 +140,8 @@ func (s *site) start(t *testing.T) *orchProc {
 		close(p.done)
 	}()
 	s.procs = append(s.procs, p)
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			require.FailNow(t, "orchestrator exited during start", p.out.String())
-		default:
-		}
-		resp, err := s.httpc.Get(s.baseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		require.True(t, time.Now().Before(deadline), "orchestrator not ready within 45s\n%s", p.out.String())
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitReady(t, s.httpc, s.baseURL+"/readyz", p.done, 45*time.Second, p.out.String)
+	return p
 }
 
 func (p *orchProc) kill9(t *testing.T) {
@@ -172,48 +157,8 @@ func (p *orchProc) kill9(t *testing.T) {
 // enginePID finds the orchestrator's agentetl child through /proc.
 func (p *orchProc) enginePID(t *testing.T) int {
 	t.Helper()
-	pid, _ := childPID(p.cmd.Process.Pid, "agentetl")
+	pid, _ := testutil.ChildPID(p.cmd.Process.Pid, "agentetl")
 	return pid
-}
-
-func childPID(parent int, comm string) (int, bool) {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...
-		st := string(b)
-		open, closeIdx := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || closeIdx < 0 {
-			continue
-		}
-		name := st[open+1 : closeIdx]
-		fields := strings.Fields(st[closeIdx+1:])
-		if len(fields) < 2 || fields[0] == "Z" {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		if ppid == parent && name == comm {
-			return pid, true
-		}
-	}
-	return 0, false
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	st := string(b)
-	i := strings.LastIndexByte(st, ')')
-	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(st[i+1:]), "Z")
 }
 
 // call sends a request with the bearer token and decodes a JSON answer.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/agentetl/agentetl/internal/testpg"
+	"github.com/agentetl/agentetl/internal/testutil"
 )
 
 // TestKillNineEngineAndOrchestrator: kill -9 of the engine makes the
@@ -85,7 +86,7 @@ func TestKillNineEngineAndOrchestrator(t *testing.T) {
 	s.mustCall(t, http.StatusAccepted, "POST", "/api/v1/pipelines/copy/run", nil, &ex)
 	engine = p.enginePID(t)
 	p.kill9(t)
-	require.Eventually(t, func() bool { return !alive(engine) }, 10*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return !testutil.Alive(engine) }, 10*time.Second, 50*time.Millisecond,
 		"the engine dies with its orchestrator")
 
 	p = s.start(t)

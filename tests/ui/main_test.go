@@ -119,23 +119,7 @@ func (s *site) start(t *testing.T, extra ...string) {
 			t.Logf("orchestrator output:\n%s", tail(s.out.String(), 80))
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			require.FailNow(t, "orchestrator exited during start", s.out.String())
-		default:
-		}
-		resp, err := s.httpc.Get(s.baseURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		require.True(t, time.Now().Before(deadline), "orchestrator not ready within 60s\n%s", s.out.String())
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitReady(t, s.httpc, s.baseURL+"/readyz", s.done, 60*time.Second, s.out.String)
 }
 
 func tail(s string, n int) string {
