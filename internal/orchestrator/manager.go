@@ -426,7 +426,7 @@ func (m *Manager) ListJSON() ([]byte, error) {
 // hold only ${ENV} references by construction; this is the second line of
 // defence for anything stored before that rule).
 func (m *Manager) present(p Pipeline) Pipeline {
-	p.Config = redactConfig(p.Config)
+	p.Config = RedactConfig(p.Config)
 	p.YAML = redact.String(p.YAML)
 	if m.o.ConfigsDir != "" {
 		p.File = m.configPath(p.ID)
@@ -434,7 +434,9 @@ func (m *Manager) present(p Pipeline) Pipeline {
 	return p
 }
 
-func redactConfig(pc model.PipelineConfig) model.PipelineConfig {
+// RedactConfig masks passwords in a config's connection values, as every
+// view of a pipeline (API, UI, diffs) shows it.
+func RedactConfig(pc model.PipelineConfig) model.PipelineConfig {
 	red := func(in map[string]string) map[string]string {
 		if in == nil {
 			return nil
@@ -862,10 +864,10 @@ func (m *Manager) DryRun(pc model.PipelineConfig, id string) DryRun {
 		if len(pr.Compiled.YAML) > 0 {
 			out.Diff = UnifiedDiff(redact.String(curCopy.YAML), out.YAML, fmt.Sprintf("%s v%d", key, curCopy.Version), key+" (proposed)")
 		}
-		a, _ := json.MarshalIndent(redactConfig(curCopy.Config), "", "  ")
+		a, _ := json.MarshalIndent(RedactConfig(curCopy.Config), "", "  ")
 		pcNorm := pr.Config
 		pcNorm.Metadata.CreatedAt, pcNorm.Metadata.UpdatedAt = curCopy.Config.Metadata.CreatedAt, curCopy.Config.Metadata.UpdatedAt
-		b, _ := json.MarshalIndent(redactConfig(pcNorm), "", "  ")
+		b, _ := json.MarshalIndent(RedactConfig(pcNorm), "", "  ")
 		out.ConfigDiff = UnifiedDiff(string(a)+"\n", string(b)+"\n", fmt.Sprintf("%s v%d config", key, curCopy.Version), key+" (proposed) config")
 		out.Changed = out.Diff != "" || out.ConfigDiff != ""
 	} else {

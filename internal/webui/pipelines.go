@@ -258,8 +258,8 @@ func (u *UI) pipeline(w http.ResponseWriter, r *http.Request, s *session) error 
 		d.DiffFrom, d.DiffTo = prev.Version, cur.Version
 		d.Diff = orchestrator.UnifiedDiff(redact.String(prev.YAML), redact.String(cur.YAML),
 			fmt.Sprintf("%s v%d", id, prev.Version), fmt.Sprintf("%s v%d", id, cur.Version))
-		a, _ := configYAML(redactedConfig(prev.Config))
-		b, _ := configYAML(redactedConfig(cur.Config))
+		a, _ := configYAML(orchestrator.RedactConfig(prev.Config))
+		b, _ := configYAML(orchestrator.RedactConfig(cur.Config))
 		d.ConfigDiff = orchestrator.UnifiedDiff(a, b, fmt.Sprintf("config v%d", prev.Version), fmt.Sprintf("config v%d", cur.Version))
 	}
 	if p.Config.Type == orchestrator.TypeBatch {
@@ -275,23 +275,6 @@ func (u *UI) pipeline(w http.ResponseWriter, r *http.Request, s *session) error 
 		d.Charts = execCharts(d.Execs)
 	}
 	return u.render(w, r, s, "pipeline", "Pipeline "+id, "pipelines", d)
-}
-
-// redactedConfig masks connection values, as the API's view does.
-func redactedConfig(pc model.PipelineConfig) model.PipelineConfig {
-	red := func(in map[string]string) map[string]string {
-		if in == nil {
-			return nil
-		}
-		out := make(map[string]string, len(in))
-		for k, v := range in {
-			out[k] = redact.String(redact.DSN(v))
-		}
-		return out
-	}
-	pc.Source.Connection = red(pc.Source.Connection)
-	pc.Destination.Connection = red(pc.Destination.Connection)
-	return pc
 }
 
 // execCharts draws throughput, errors and dead letters, and latency of
