@@ -148,15 +148,8 @@ func sourceComponent(pc model.PipelineConfig) (component, error) {
 		} else {
 			body["query"] = pc.Source.Query
 		}
-		if v := c["pageSize"]; v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return component{}, invalid("source.connection.pageSize", "must be an integer")
-			}
-			body["page_size"] = n
-		}
-		if v := c["columns"]; v != "" {
-			body["columns"] = splitList(v)
+		if err := pagedOptions(body, c); err != nil {
+			return component{}, err
 		}
 		return component{label: labelSource, typ: "postgres", body: body}, nil
 	case ConnNATS:
@@ -425,15 +418,8 @@ func localSource(pc model.PipelineConfig) (component, error) {
 			"checkpoint_id":    "pipeline:" + pc.ID,
 			"checkpoint_store": "${" + EnvStoreDSN + "}",
 		}
-		if v := c["pageSize"]; v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return component{}, invalid("source.connection.pageSize", "must be an integer")
-			}
-			body["page_size"] = n
-		}
-		if v := c["columns"]; v != "" {
-			body["columns"] = splitList(v)
+		if err := pagedOptions(body, c); err != nil {
+			return component{}, err
 		}
 		return component{label: labelSource, typ: "sqlite", body: body}, nil
 	case ConnCSV:
@@ -488,4 +474,20 @@ func sqliteDestination(pc model.PipelineConfig) component {
 		body["key_columns"] = splitList(v)
 	}
 	return component{label: labelDestination, typ: "sqlite", body: body}
+}
+
+// pagedOptions adds the options of a keyset-paged table source (postgres,
+// sqlite): pageSize and a comma-separated columns list.
+func pagedOptions(body map[string]any, c map[string]string) error {
+	if v := c["pageSize"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return invalid("source.connection.pageSize", "must be an integer")
+		}
+		body["page_size"] = n
+	}
+	if v := c["columns"]; v != "" {
+		body["columns"] = splitList(v)
+	}
+	return nil
 }
