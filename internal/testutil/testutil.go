@@ -98,3 +98,22 @@ func Binary(dir, env, pkg, name string) (string, error) {
 	fmt.Fprintf(os.Stderr, "built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
+
+// Binaries returns the engine and orchestrator binaries under test (see
+// Binary), building missing ones into a temporary directory that cleanup
+// removes.
+func Binaries() (agent, orch string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "agentetl-bin-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	if agent, err = Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err == nil {
+		orch, err = Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator")
+	}
+	if err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return agent, orch, cleanup, nil
+}

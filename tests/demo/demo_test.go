@@ -52,20 +52,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "demo tests:", err)
 		return 1
 	}
-	dir, err := os.MkdirTemp("", "agentetl-demo-bin-")
+	var cleanup func()
+	agentBin, orchBin, cleanup, err = testutil.Binaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo tests:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
-		fmt.Fprintln(os.Stderr, "demo tests:", err)
-		return 1
-	}
-	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
-		fmt.Fprintln(os.Stderr, "demo tests:", err)
-		return 1
-	}
+	defer cleanup()
 	return m.Run()
 }
 

@@ -56,20 +56,13 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	moduleRoot = root
-	dir, err := os.MkdirTemp("", "agentetl-fault-bin-")
+	var cleanup func()
+	agentBin, orchBin, cleanup, err = testutil.Binaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fault:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
-		fmt.Fprintln(os.Stderr, "fault:", err)
-		return 1
-	}
-	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
-		fmt.Fprintln(os.Stderr, "fault:", err)
-		return 1
-	}
+	defer cleanup()
 	summaryPath = os.Getenv("FAULT_SUMMARY")
 	if summaryPath == "" {
 		summaryPath = filepath.Join(os.TempDir(), "agentetl-fault-summary.txt")

@@ -34,20 +34,14 @@ const token = "test-token-0123456789"
 func TestMain(m *testing.M) { os.Exit(runMain(m)) }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "agentetl-orch-")
+	var cleanup func()
+	var err error
+	agentBin, orchBin, cleanup, err = testutil.Binaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if agentBin, err = testutil.Binary(dir, "AGENTETL_BINARY", "./cmd/agentetl", "agentetl"); err != nil {
-		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
-		return 1
-	}
-	if orchBin, err = testutil.Binary(dir, "ORCHESTRATOR_BINARY", "./cmd/orchestrator", "orchestrator"); err != nil {
-		fmt.Fprintln(os.Stderr, "orchestrator tests:", err)
-		return 1
-	}
+	defer cleanup()
 	return m.Run()
 }
 
