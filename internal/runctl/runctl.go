@@ -55,3 +55,28 @@ func Err() error {
 	defer mu.Unlock()
 	return failure
 }
+
+// Attempts is a component's budget of consecutive connection failures
+// under `agentetl run`: a permanent error, or the Max-th failure in a row,
+// stops the run (Max 0 retries forever). The caller serialises its use.
+type Attempts struct {
+	Max int
+	n   int
+}
+
+// Fail counts err and stops the run when it is permanent or the budget is
+// spent. It returns err.
+func (a *Attempts) Fail(err error, permanent bool) error {
+	if permanent {
+		Fail(err)
+		return err
+	}
+	a.n++
+	if a.Max > 0 && a.n >= a.Max {
+		Fail(err)
+	}
+	return err
+}
+
+// Reset starts the count over: only consecutive failures count.
+func (a *Attempts) Reset() { a.n = 0 }

@@ -124,14 +124,13 @@ type postgresInput struct {
 	checkpointID    string
 	checkpointStore string
 	reset           bool
-	maxAttempts     int
 	log             *service.Logger
 
 	mu       sync.Mutex
 	reader   *pgsource.Reader
 	store    metastore.Store
 	tracker  *checkpoint.Tracker
-	attempts int
+	attempts runctl.Attempts
 	rows     int64
 	// pages tracks the pages out downstream and replays rejected ones
 	// (internal/pagequeue). The rows are kept read-only
@@ -179,7 +178,7 @@ func newPostgresInput(conf *service.ParsedConfig, mgr *service.Resources) (*post
 	if in.reset, err = conf.FieldBool(pgiFieldResetCheckpoint); err != nil {
 		return nil, err
 	}
-	if in.maxAttempts, err = conf.FieldInt(pgiFieldConnectAttempts); err != nil {
+	if in.attempts.Max, err = conf.FieldInt(pgiFieldConnectAttempts); err != nil {
 		return nil, err
 	}
 	return in, nil
@@ -188,15 +187,7 @@ func newPostgresInput(conf *service.ParsedConfig, mgr *service.Resources) (*post
 // fail decides what a connect or read error means for the run: permanent
 // errors and exhausted connection attempts stop `agentetl run`.
 func (p *postgresInput) fail(err error) error {
-	if pgutil.IsPermanent(err) {
-		runctl.Fail(err)
-		return err
-	}
-	p.attempts++
-	if p.maxAttempts > 0 && p.attempts >= p.maxAttempts {
-		runctl.Fail(err)
-	}
-	return err
+	return p.attempts.Fail(err, pgutil.IsPermanent(err))
 }
 
 func (p *postgresInput) Connect(ctx context.Context) error {
@@ -221,7 +212,7 @@ func (p *postgresInput) Connect(ctx context.Context) error {
 		p.store, p.tracker = cp.Store, cp.Tracker
 	}
 	p.reader = r
-	p.attempts = 0
+	p.attempts.Reset()
 	p.log.Infof("Reading %s in pages of %d rows keyed on %q", r.Source(), p.cfg.PageSize, p.cfg.KeyColumn)
 	return nil
 }
@@ -245,7 +236,7 @@ func (p *postgresInput) ReadBatch(ctx context.Context) (service.MessageBatch, se
 			}
 			return nil, p.fail(err)
 		}
-		p.attempts = 0 // only consecutive failures count towards giving up
+		p.attempts.Reset() // only consecutive failures count towards giving up
 		p.rows += int64(len(page.Rows))
 		pp := &pagequeue.Page[*pgsource.Page]{Page: page}
 		if p.tracker != nil {

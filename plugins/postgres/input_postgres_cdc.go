@@ -162,15 +162,14 @@ func init() {
 }
 
 type postgresCDCInput struct {
-	cfg         pgcdc.Config
-	storeDSN    string
-	maxAttempts int
-	log         *service.Logger
+	cfg      pgcdc.Config
+	storeDSN string
+	log      *service.Logger
 
 	mu       sync.Mutex
 	stream   *pgcdc.Stream
 	store    metastore.Store
-	attempts int
+	attempts runctl.Attempts
 	// rejected counts consecutive streams ended by a rejected batch; the
 	// next connect waits a little longer each time.
 	rejected int
@@ -212,7 +211,7 @@ func newPostgresCDCInput(conf *service.ParsedConfig, mgr *service.Resources) (*p
 	if c.StandbyInterval, err = conf.FieldDuration(cdcFieldStandby); err != nil {
 		return nil, err
 	}
-	if in.maxAttempts, err = conf.FieldInt(cdcFieldConnectAttempts); err != nil {
+	if in.attempts.Max, err = conf.FieldInt(cdcFieldConnectAttempts); err != nil {
 		return nil, err
 	}
 	if !pgcdc.ValidSlotName(c.Slot) {
@@ -238,15 +237,7 @@ func (s storeState) Put(ctx context.Context, key, value string) error {
 }
 
 func (p *postgresCDCInput) fail(err error) error {
-	if pgutil.IsPermanent(err) {
-		runctl.Fail(err)
-		return err
-	}
-	p.attempts++
-	if p.maxAttempts > 0 && p.attempts >= p.maxAttempts {
-		runctl.Fail(err)
-	}
-	return err
+	return p.attempts.Fail(err, pgutil.IsPermanent(err))
 }
 
 func (p *postgresCDCInput) Connect(ctx context.Context) error {
@@ -283,7 +274,8 @@ func (p *postgresCDCInput) Connect(ctx context.Context) error {
 	if err != nil {
 		return p.fail(err)
 	}
-	p.stream, p.attempts = s, 0
+	p.stream = s
+	p.attempts.Reset()
 	return nil
 }
 

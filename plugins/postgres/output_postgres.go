@@ -115,14 +115,13 @@ func init() {
 }
 
 type postgresOutput struct {
-	cfg         pgsink.Config
-	maxAttempts int
-	opMeta      string
-	log         *service.Logger
+	cfg    pgsink.Config
+	opMeta string
+	log    *service.Logger
 
 	mu       sync.Mutex
 	writer   *pgsink.Writer
-	attempts int
+	attempts runctl.Attempts
 }
 
 func newPostgresOutput(conf *service.ParsedConfig, mgr *service.Resources, maxInFlight int) (*postgresOutput, error) {
@@ -169,7 +168,7 @@ func newPostgresOutput(conf *service.ParsedConfig, mgr *service.Resources, maxIn
 			o.cfg.Columns = append(o.cfg.Columns, d)
 		}
 	}
-	if o.maxAttempts, err = conf.FieldInt(pgoFieldConnectAttempts); err != nil {
+	if o.attempts.Max, err = conf.FieldInt(pgoFieldConnectAttempts); err != nil {
 		return nil, err
 	}
 	if o.opMeta, err = conf.FieldString(pgoFieldOperationMeta); err != nil {
@@ -180,15 +179,7 @@ func newPostgresOutput(conf *service.ParsedConfig, mgr *service.Resources, maxIn
 }
 
 func (o *postgresOutput) fail(err error) error {
-	if pgutil.IsPermanent(err) {
-		runctl.Fail(err)
-		return err
-	}
-	o.attempts++
-	if o.maxAttempts > 0 && o.attempts >= o.maxAttempts {
-		runctl.Fail(err)
-	}
-	return err
+	return o.attempts.Fail(err, pgutil.IsPermanent(err))
 }
 
 func (o *postgresOutput) Connect(ctx context.Context) error {
@@ -201,7 +192,8 @@ func (o *postgresOutput) Connect(ctx context.Context) error {
 	if err != nil {
 		return o.fail(err)
 	}
-	o.writer, o.attempts = w, 0
+	o.writer = w
+	o.attempts.Reset()
 	o.log.Infof("Writing to %s in %s mode", w.Table().Ident.String(), o.cfg.Mode)
 	return nil
 }
