@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/agentetl/agentetl/internal/kafkautil"
+	"github.com/agentetl/agentetl/internal/kafkautil/kafkatest"
 )
 
 func TestTrackerNeverPassesUnacked(t *testing.T) {
@@ -142,52 +142,6 @@ func TestWrongSASLPasswordIsAuthentication(t *testing.T) {
 	p.Close()
 }
 
-// committedOffsets asks the group coordinator for the group's offsets.
-func committedOffsets(t *testing.T, addrs []string, group, topic string, partitions int32) map[int32]int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
-	require.NoError(t, err)
-	defer cl.Close()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = group
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = topic
-	rg := kmsg.NewOffsetFetchRequestGroup()
-	rg.Group = group
-	rgt := kmsg.NewOffsetFetchRequestGroupTopic()
-	rgt.Topic = topic
-	for p := int32(0); p < partitions; p++ {
-		rt.Partitions = append(rt.Partitions, p)
-		rgt.Partitions = append(rgt.Partitions, p)
-	}
-	req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
-	rg.Topics = []kmsg.OffsetFetchRequestGroupTopic{rgt}
-	req.Groups = []kmsg.OffsetFetchRequestGroup{rg}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	require.NoError(t, err)
-	out := map[int32]int64{}
-	add := func(tp string, p int32, off int64) {
-		if tp == topic && off >= 0 {
-			out[p] = off
-		}
-	}
-	for _, rt := range resp.Topics {
-		for _, p := range rt.Partitions {
-			add(rt.Topic, p.Partition, p.Offset)
-		}
-	}
-	for _, g := range resp.Groups {
-		for _, rt := range g.Topics {
-			for _, p := range rt.Partitions {
-				add(rt.Topic, p.Partition, p.Offset)
-			}
-		}
-	}
-	return out
-}
-
 // TestConsumerCommitsOnlyAcknowledgedPrefix hands out batches, acknowledges
 // only some, closes, and checks both the committed offsets and what a
 // restarted member of the same group receives.
@@ -245,13 +199,13 @@ func TestConsumerCommitsOnlyAcknowledgedPrefix(t *testing.T) {
 	}
 	require.True(t, nacked)
 	require.Eventually(t, func() bool {
-		got := committedOffsets(t, addrs, "g1", "orders", parts)
+		got := kafkatest.CommittedOffsets(t, addrs, "g1", "orders", parts)
 		return len(got) == parts && got[0] == firstUnacked[0]
 	}, 10*time.Second, 50*time.Millisecond)
 	require.NoError(t, c.Close(ctx))
 	held[1].Ack(nil) // a late ack after close must not commit anything
 
-	got := committedOffsets(t, addrs, "g1", "orders", parts)
+	got := kafkatest.CommittedOffsets(t, addrs, "g1", "orders", parts)
 	for p := int32(0); p < parts; p++ {
 		require.Equal(t, firstUnacked[p], got[p], "partition %d: commit must stop at the first unacknowledged record", p)
 	}
@@ -325,7 +279,7 @@ func TestRevokedInFlightBatchIsAbandonedNotCommitted(t *testing.T) {
 		held[b.Partition] = b
 	}
 	require.Eventually(t, func() bool {
-		got := committedOffsets(t, addrs, "g", "orders", parts)
+		got := kafkatest.CommittedOffsets(t, addrs, "g", "orders", parts)
 		return got[0] == 30 && got[1] == 30
 	}, 5*time.Second, 20*time.Millisecond)
 
@@ -352,13 +306,13 @@ func TestRevokedInFlightBatchIsAbandonedNotCommitted(t *testing.T) {
 		require.Equal(t, moved, b.Partition)
 	}
 	require.Eventually(t, func() bool {
-		return committedOffsets(t, addrs, "g", "orders", parts)[moved] == perPart
+		return kafkatest.CommittedOffsets(t, addrs, "g", "orders", parts)[moved] == perPart
 	}, 5*time.Second, 20*time.Millisecond)
 
 	// c1's late ack of the abandoned batch must not rewind c2's commit.
 	held[moved].Ack(nil)
 	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, int64(perPart), committedOffsets(t, addrs, "g", "orders", parts)[moved])
+	require.Equal(t, int64(perPart), kafkatest.CommittedOffsets(t, addrs, "g", "orders", parts)[moved])
 
 	// The range balancer is eager: c1 lost the other partition too and got
 	// it back in the new generation. Its held batch belongs to the old
@@ -366,7 +320,7 @@ func TestRevokedInFlightBatchIsAbandonedNotCommitted(t *testing.T) {
 	kept := 1 - moved
 	held[kept].Ack(nil)
 	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, int64(30), committedOffsets(t, addrs, "g", "orders", parts)[kept])
+	require.Equal(t, int64(30), kafkatest.CommittedOffsets(t, addrs, "g", "orders", parts)[kept])
 	b, err = c1.Next(ctx)
 	require.NoError(t, err)
 	require.Equal(t, kept, b.Partition)
@@ -376,6 +330,6 @@ func TestRevokedInFlightBatchIsAbandonedNotCommitted(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool {
-		return committedOffsets(t, addrs, "g", "orders", parts)[kept] == perPart
+		return kafkatest.CommittedOffsets(t, addrs, "g", "orders", parts)[kept] == perPart
 	}, 5*time.Second, 20*time.Millisecond)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agentetl/agentetl/internal/kafkautil/kafkatest"
 	"github.com/agentetl/agentetl/internal/testutil"
 	_ "github.com/agentetl/agentetl/plugins/kafka"
 )
@@ -193,7 +194,7 @@ func TestRedeliveryAfterStop(t *testing.T) {
 	// Committed offsets never pass an unacknowledged record: every offset
 	// below the commit was processed in run 1. The stop commits what was
 	// acknowledged, so the commits are not all zero.
-	committed := committedOffsets(t, addrs, "redeliver", 8)
+	committed := kafkatest.CommittedOffsets(t, addrs, "redeliver", topic, 8)
 	mu.Lock()
 	var sum int64
 	for p, c := range committed {
