@@ -4,13 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -404,52 +398,10 @@ func TestUnreachableServerIsARetryableErrorWithoutThePassword(t *testing.T) {
 // A throwaway server with wal_level=replica shows the wal_level check
 // against a real server.
 func TestWALLevelOtherThanLogicalSaysHowToFixIt(t *testing.T) {
-	initdb, postgres := findServerBinaries(t)
-	// The server runs as postgres, which cannot enter t.TempDir().
-	dir, err := os.MkdirTemp("", "pgcdc-walLevel-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o777))
-	data := filepath.Join(dir, "data")
-	run := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.Command(name, args...)
-		if os.Geteuid() == 0 { // the server refuses to run as root
-			u, err := user.Lookup("postgres")
-			require.NoError(t, err, "running as root needs a postgres user to start a throwaway server")
-			uid, _ := strconv.Atoi(u.Uid)
-			gid, _ := strconv.Atoi(u.Gid)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		}
-		return cmd
-	}
-	out, err := run(initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8").CombinedOutput()
-	require.NoError(t, err, "initdb: %s", out)
-	port := testutil.FreePort(t)
-	srv := run(postgres, "-D", data, "-p", fmt.Sprint(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "wal_level=replica", "-c", "fsync=off", "-c", "max_wal_senders=2")
-	var log testutil.Buffer
-	srv.Stdout, srv.Stderr = &log, &log
-	require.NoError(t, srv.Start())
-	exited := make(chan struct{})
-	go func() { _ = srv.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	})
-	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	require.Eventually(t, func() bool {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			return false
-		}
-		_ = c.Close(context.Background())
-		return true
-	}, 30*time.Second, 100*time.Millisecond, "throwaway server did not start: %s", log.String())
+	srv, err := testpg.StartCluster("wal_level=replica", "max_wal_senders=2")
+	require.NoError(t, err, "a throwaway server with wal_level=replica")
+	t.Cleanup(srv.Stop)
+	dsn := srv.DSN()
 	c, err := pgx.Connect(context.Background(), dsn)
 	require.NoError(t, err)
 	_, err = c.Exec(context.Background(), `CREATE TABLE t (id int PRIMARY KEY)`)
@@ -462,26 +414,6 @@ func TestWALLevelOtherThanLogicalSaysHowToFixIt(t *testing.T) {
 	require.Contains(t, err.Error(), "wal_level=replica")
 	require.Contains(t, err.Error(), "ALTER SYSTEM SET wal_level = logical")
 	require.Contains(t, err.Error(), "restart PostgreSQL")
-}
-
-func findServerBinaries(t *testing.T) (initdb, postgres string) {
-	t.Helper()
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	for _, d := range dirs {
-		i, p := filepath.Join(d, "initdb"), filepath.Join(d, "postgres")
-		if _, err := os.Stat(i); err == nil {
-			if _, err := os.Stat(p); err == nil {
-				return i, p
-			}
-		}
-	}
-	if i, err := exec.LookPath("initdb"); err == nil {
-		if p, err := exec.LookPath("postgres"); err == nil {
-			return i, p
-		}
-	}
-	t.Skip("initdb and postgres binaries not found: cannot start a server with wal_level=replica")
-	return "", ""
 }
 
 // A snapshot that did not finish is taken again on the next start, and the

@@ -73,71 +73,111 @@ func StopClusters() {
 }
 
 func startLogicalCluster() (dsn string, stop func(), err error) {
-	bin := ""
+	c, err := StartCluster("wal_level=logical", "max_replication_slots=40", "max_wal_senders=40",
+		"shared_buffers=64MB", "max_connections=100")
+	if err != nil {
+		return "", nil, err
+	}
+	return c.DSN(), c.Stop, nil
+}
+
+// Cluster is a private PostgreSQL server in a temporary directory, on a
+// free loopback port, that a test may restart or stop without touching
+// the shared server. It is tuned for tests (no fsync).
+type Cluster struct {
+	bin, dir, data string
+	port           int
+	asPostgres     bool
+}
+
+// StartCluster initialises and starts a cluster with the given extra
+// settings ("name=value"). As root, it belongs to and runs as the postgres
+// system user (initdb refuses root).
+func StartCluster(settings ...string) (*Cluster, error) {
+	c := &Cluster{asPostgres: os.Geteuid() == 0}
 	for _, d := range serverBinDirs {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			bin = d
+			c.bin = d
 			break
 		}
 	}
-	if bin == "" {
+	if c.bin == "" {
 		p, err := exec.LookPath("initdb")
 		if err != nil {
-			return "", nil, fmt.Errorf("no initdb found")
+			return nil, fmt.Errorf("no initdb found")
 		}
-		bin = filepath.Dir(p)
+		c.bin = filepath.Dir(p)
 	}
-	// initdb refuses to run as root: as root, the cluster belongs to and
-	// runs as the postgres system user.
-	var uid, gid = -1, -1
-	run := func(args ...string) *exec.Cmd { return exec.Command(args[0], args[1:]...) }
-	if os.Geteuid() == 0 {
+	var err error
+	if c.dir, err = os.MkdirTemp("", "agentetl-testpg-"); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.RemoveAll(c.dir)
+		}
+	}()
+	if err := os.Chmod(c.dir, 0o700); err != nil {
+		return nil, err
+	}
+	if c.asPostgres {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return "", nil, fmt.Errorf("running as root needs a postgres system user: %w", err)
+			return nil, fmt.Errorf("running as root needs a postgres system user: %w", err)
 		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		run = func(args ...string) *exec.Cmd {
-			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
-		}
-	}
-	dir, err := os.MkdirTemp("", "agentetl-testpg-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanupDir := func() { _ = os.RemoveAll(dir) }
-	if err := os.Chmod(dir, 0o700); err != nil {
-		cleanupDir()
-		return "", nil, err
-	}
-	if uid >= 0 {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			cleanupDir()
-			return "", nil, err
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(c.dir, uid, gid); err != nil {
+			return nil, err
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		cleanupDir()
-		return "", nil, err
+	if c.port, err = freePort(); err != nil {
+		return nil, err
 	}
-	data := filepath.Join(dir, "data")
-	if out, err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
-		cleanupDir()
-		return "", nil, fmt.Errorf("initdb: %w: %s", err, out)
+	c.data = filepath.Join(c.dir, "data")
+	if err := c.run("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40 "+
-		"-c fsync=off -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=64MB -c max_connections=100", port, dir)
-	if out, err := run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60", "-o", opts, "start").CombinedOutput(); err != nil {
-		cleanupDir()
-		return "", nil, fmt.Errorf("pg_ctl start: %w: %s", err, out)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off", c.port, c.dir)
+	for _, s := range settings {
+		opts += " -c " + s
 	}
-	stop = func() {
-		_ = run(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "-t", "30", "stop").Run()
-		cleanupDir()
+	if err := c.run("pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
+		return nil, err
 	}
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), stop, nil
+	ok = true
+	return c, nil
+}
+
+// DSN connects to the cluster's postgres database as postgres.
+func (c *Cluster) DSN() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+}
+
+// Restart stops the server with mode (fast or immediate) and starts it
+// again with the same settings.
+func (c *Cluster) Restart(mode string) error {
+	return c.run("pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "-m", mode, "restart")
+}
+
+// Stop stops the server at once and removes its directory.
+func (c *Cluster) Stop() {
+	_ = c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-t", "30", "stop")
+	_ = os.RemoveAll(c.dir)
+}
+
+// run runs a server program of the cluster's installation, as its owner.
+func (c *Cluster) run(prog string, args ...string) error {
+	argv := append([]string{filepath.Join(c.bin, prog)}, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if c.asPostgres {
+		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, argv...)...)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", prog, err, out)
+	}
+	return nil
 }
 
 func freePort() (int, error) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -499,81 +498,28 @@ func waitUntil(t *testing.T, timeout time.Duration, p *proc, what string, cond f
 
 // ---- a private PostgreSQL cluster ----
 
-// cluster is a PostgreSQL 15 server of the test's own, in a temp dir, that
-// the test may restart without touching the shared server.
-type cluster struct {
-	bin, dir, data string
-	port           int
-	asPostgres     bool
-}
-
-const pgBin = "/usr/lib/postgresql/15/bin"
+// cluster is a PostgreSQL server of the test's own (testpg.Cluster) that the
+// test may restart without touching the shared server.
+type cluster struct{ *testpg.Cluster }
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		require.NoErrorf(t, err, "PostgreSQL 15 server binaries are needed in %s for a private cluster", pgBin)
-	}
-	c := &cluster{bin: pgBin}
-	switch {
-	case os.Geteuid() == 0:
-		c.asPostgres = true
-	default:
-		if u, err := user.Current(); err != nil || u.Username != "postgres" {
-			t.Skip("a private PostgreSQL cluster needs root (to run it as postgres) or the postgres user: initdb refuses to run as root and other users cannot own it here")
-		}
-	}
-	dir, err := os.MkdirTemp("", "agentetl-fault-pg-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o700))
-	if c.asPostgres {
-		u, err := user.Lookup("postgres")
-		require.NoError(t, err, "running a private cluster as root needs a postgres system user")
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		require.NoError(t, os.Chown(dir, uid, gid))
-	}
-	c.dir, c.data, c.port = dir, filepath.Join(dir, "data"), testutil.FreePort(t)
-	c.pgctl(t, filepath.Join(c.bin, "initdb"), "-D", c.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C")
-	c.pgctl(t, filepath.Join(c.bin, "pg_ctl"), "-D", c.data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60",
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c shared_buffers=32MB -c max_connections=40", c.port, dir),
-		"start")
-	t.Cleanup(func() {
-		_ = c.command(filepath.Join(c.bin, "pg_ctl"), "-D", c.data, "-m", "immediate", "-w", "-t", "30", "stop").Run()
-	})
-	return c
+	c, err := testpg.StartCluster("shared_buffers=32MB", "max_connections=40")
+	require.NoError(t, err, "a private PostgreSQL cluster")
+	t.Cleanup(c.Stop)
+	return &cluster{c}
 }
 
-func (c *cluster) command(args ...string) *exec.Cmd {
-	if c.asPostgres {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
-	}
-	return exec.Command(args[0], args[1:]...)
-}
-
-func (c *cluster) pgctl(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := c.command(args...).CombinedOutput()
-	require.NoErrorf(t, err, "%v:\n%s", args, out)
-}
-
-// restart stops the server with mode (fast or immediate) and starts it again
-// with the same options.
 func (c *cluster) restart(t *testing.T, mode string) {
 	t.Helper()
-	c.pgctl(t, filepath.Join(c.bin, "pg_ctl"), "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "60", "-m", mode, "restart")
-}
-
-func (c *cluster) dsn() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	require.NoError(t, c.Restart(mode))
 }
 
 func (c *cluster) pool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, testpg.WithParam(c.dsn(), "TimeZone", "UTC"))
+	pool, err := pgxpool.New(ctx, testpg.WithParam(c.DSN(), "TimeZone", "UTC"))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool

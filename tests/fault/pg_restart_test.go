@@ -33,7 +33,7 @@ func TestDestinationRestart(t *testing.T) {
 	app := testpg.RandName("fault_restart_")
 	env := map[string]string{
 		"SOURCE_DSN": db.DSN, "SOURCE_TABLE": "src",
-		"TARGET_DSN": withApp(c.dsn(), app), "TARGET_TABLE": "public.dst",
+		"TARGET_DSN": withApp(c.DSN(), app), "TARGET_TABLE": "public.dst",
 		"PAGE_SIZE": "1000", "STORE_DSN": "sqlite://" + filepath.Join(t.TempDir(), "store.db"), "LOG_LEVEL": "WARN",
 	}
 	p := startEngine(t, env, "run", exampleConfig("postgres-to-postgres.yaml"))
